@@ -1,0 +1,159 @@
+"""Hyperparameter presets (one frozen dataclass each) and their validation.
+
+Every setting a run depends on lives in `A3CConfig`, so a config can be pickled to the spawned
+workers, saved next to a checkpoint, logged to TensorBoard and shown at the top of a notebook.
+`validate` checks it all before any process starts and names the field and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting is out of range; the message names the field and what to change."""
+
+
+@dataclass(frozen=True)
+class A3CConfig:
+    """One training run's settings. Defaults are the seed's Pong hyperparameters."""
+
+    preset: str = "pong"
+    """Name of the preset this config started from (checked on --resume)."""
+    env_id: str = "PongNoFrameskip-v4"
+    """Gymnasium id of the game; Atari ids get the full DQN-style wrapper pipeline."""
+    net: str = "atari"
+    """Network family: "atari" (AtariA2C, conv trunk) or "mlp" (MlpA2C, vector observations)."""
+    hidden_size: int = 512
+    """Units in the hidden layer of each head (the seed uses 512)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    learning_rate: float = 0.001
+    """Adam learning rate."""
+    adam_eps: float = 1e-3
+    """Adam epsilon (the seed uses a large 1e-3 for stability)."""
+    entropy_beta: float = 0.01
+    """Weight of the entropy bonus."""
+    batch_size: int = 128
+    """Samples per learner update (gathered from several micro-batches)."""
+    reward_steps: int = 4
+    """n in the n-step return; the bootstrap term is discounted by gamma ** n."""
+    clip_grad: float = 0.1
+    """Maximum L2 norm of the gradient."""
+    processes: int = 4
+    """Worker processes that play the game and send micro-batches."""
+    envs_per_process: int = 8
+    """Environments stepped together by each worker."""
+    micro_batch_size: int = 32
+    """Samples a worker gathers before sending them to the learner."""
+    stop_score: float = 18.0
+    """Stop when the mean score of the last `score_window` episodes reaches this."""
+    score_window: int = 100
+    """How many recent episodes the mean score is taken over."""
+    max_frames: int = 0
+    """Stop after this many frames (agent steps consumed by the learner); 0 means no limit."""
+    seed: int = 0
+    """Base seed; worker i seeds its envs from seed + 1000 * (i + 1)."""
+    checkpoint_minutes: float = 10.0
+    """Save the last checkpoint at least this often (and always on exit)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def total_envs(self) -> int:
+        return self.processes * self.envs_per_process
+
+
+PONG = A3CConfig()
+BREAKOUT = replace(PONG, preset="breakout", env_id="BreakoutNoFrameskip-v4", stop_score=400.0)
+# CartPole: the same algorithm on a vector observation, tuned to learn in about a minute on 2 cores.
+CARTPOLE = A3CConfig(
+    preset="cartpole",
+    env_id="CartPole-v1",
+    net="mlp",
+    hidden_size=128,
+    gamma=0.99,
+    learning_rate=0.003,
+    adam_eps=1e-8,
+    entropy_beta=0.01,
+    batch_size=128,
+    reward_steps=4,
+    clip_grad=1.0,
+    processes=2,
+    envs_per_process=8,
+    micro_batch_size=32,
+    stop_score=475.0,
+    score_window=100,
+    max_frames=2_000_000,
+    checkpoint_minutes=10.0,
+)
+
+PRESETS: dict[str, A3CConfig] = {"pong": PONG, "breakout": BREAKOUT, "cartpole": CARTPOLE}
+
+NETS = ("atari", "mlp")
+
+
+def quick_mode() -> bool:
+    """True when `A3C_QUICK=1`: notebooks and demos shrink every long run (used by CI)."""
+    return os.environ.get("A3C_QUICK", "0") not in ("", "0", "false", "False")
+
+
+def get_preset(name: str, **overrides: Any) -> A3CConfig:
+    """The named preset with `overrides` applied and validated."""
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, PRESETS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.{hint}"
+        )
+    return override(PRESETS[name], **overrides)
+
+
+def override(config: A3CConfig, **overrides: Any) -> A3CConfig:
+    """`config` with the given fields replaced (None means keep), then validated."""
+    names = {f.name for f in fields(A3CConfig)}
+    unknown = [k for k in overrides if k not in names]
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {sorted(names)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    new = replace(config, **changes)
+    validate(new)
+    return new
+
+
+def _check(ok: bool, field: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field}={value!r} is invalid: {rule}")
+
+
+def validate(config: A3CConfig) -> A3CConfig:
+    """Raise `ConfigError` naming the first bad field and its valid range; return the config."""
+    c = config
+    _check(c.net in NETS, "net", c.net, f"use one of {NETS}")
+    _check(c.hidden_size >= 1, "hidden_size", c.hidden_size, "must be >= 1")
+    _check(0.0 <= c.gamma <= 1.0, "gamma", c.gamma, "must be in [0, 1]")
+    _check(c.learning_rate > 0, "learning_rate", c.learning_rate, "must be > 0")
+    _check(c.adam_eps > 0, "adam_eps", c.adam_eps, "must be > 0")
+    _check(c.entropy_beta >= 0, "entropy_beta", c.entropy_beta, "must be >= 0")
+    _check(c.reward_steps >= 1, "reward_steps", c.reward_steps, "must be >= 1")
+    _check(c.clip_grad > 0, "clip_grad", c.clip_grad, "must be > 0")
+    _check(c.processes >= 1, "processes", c.processes, "must be >= 1 (one worker at least)")
+    _check(c.envs_per_process >= 1, "envs_per_process", c.envs_per_process, "must be >= 1")
+    _check(c.micro_batch_size >= 1, "micro_batch_size", c.micro_batch_size, "must be >= 1")
+    _check(
+        c.batch_size >= c.micro_batch_size,
+        "batch_size",
+        c.batch_size,
+        f"must be >= micro_batch_size ({c.micro_batch_size}); raise batch_size or lower "
+        "micro_batch_size",
+    )
+    _check(c.score_window >= 1, "score_window", c.score_window, "must be >= 1")
+    _check(c.max_frames >= 0, "max_frames", c.max_frames, "must be >= 0 (0 = no limit)")
+    _check(c.seed >= 0, "seed", c.seed, "must be >= 0")
+    _check(c.checkpoint_minutes > 0, "checkpoint_minutes", c.checkpoint_minutes, "must be > 0")
+    return c

@@ -1,0 +1,129 @@
+"""Environments: the seed's Atari pipeline on gymnasium + ale-py, and plain vector envs (CartPole).
+
+gymnasium already has almost every piece the seed's `wrap_dqn` built by hand; we only add
+`FireResetEnv`. The wrapper order, from the emulator outwards:
+
+    ALE (frameskip=1) -> AtariPreprocessing (no-op starts, skip 4 + max of last 2 frames,
+    84x84 grayscale) -> FireResetEnv -> FrameStackObservation(4) -> RecordEpisodeStatistics
+    -> ClipReward(-1, 1)
+
+`RecordEpisodeStatistics` sits *before* reward clipping, so `info["episode"]["r"]` is the real
+game score of the whole game, while the agent learns from the clipped reward.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import (
+    AtariPreprocessing,
+    ClipReward,
+    FrameStackObservation,
+    RecordEpisodeStatistics,
+)
+
+gym.register_envs(ale_py)
+
+DEFAULT_ENV_ID = "PongNoFrameskip-v4"
+FRAME_STACK = 4
+FRAME_SIZE = 84
+
+
+class FireResetEnv(gym.Wrapper):
+    """Press FIRE after every reset, for games (Pong, Breakout) that wait for it to start."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        meanings = env.unwrapped.get_action_meanings()
+        if len(meanings) < 3 or meanings[1] != "FIRE":
+            raise ValueError(f"FireResetEnv needs FIRE as action 1, got {meanings}")
+
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        for action in (1, 2):  # FIRE, then a move, as the classic DQN wrappers do
+            obs, _, terminated, truncated, info = self.env.step(action)
+            if terminated or truncated:
+                obs, info = self.env.reset()
+        return obs, info
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a ValueError listing the closest registered ids when `env_id` is unknown."""
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=5, cutoff=0.5)
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    raise ValueError(
+        f"unknown environment id {env_id!r}.{hint} Atari ids look like "
+        f"'PongNoFrameskip-v4' or 'ALE/Pong-v5'; see gymnasium.pprint_registry()."
+    )
+
+
+def is_atari(env_id: str) -> bool:
+    """True for ids backed by the Arcade Learning Environment."""
+    check_env_id(env_id)
+    entry = gym.spec(env_id).entry_point
+    return "ale_py" in str(entry)
+
+
+def make_env(
+    env_id: str = DEFAULT_ENV_ID,
+    seed: int | None = None,
+    clip_rewards: bool = True,
+    noop_max: int = 30,
+    render_mode: str | None = None,
+) -> gym.Env:
+    """Build one environment.
+
+    Atari ids give `uint8` observations of shape (4, 84, 84): the last four 84x84 grayscale
+    frames, oldest first. Other ids (CartPole-v1) are returned as gymnasium makes them. Either
+    way `info["episode"]["r"]` at the end of an episode holds its real, unclipped score.
+    """
+    check_env_id(env_id)
+    if not is_atari(env_id):
+        env = RecordEpisodeStatistics(gym.make(env_id, render_mode=render_mode))
+    else:
+        # AtariPreprocessing does the frame skipping itself, so the emulator must not.
+        env = gym.make(env_id, frameskip=1, render_mode=render_mode)
+        env = AtariPreprocessing(
+            env,
+            noop_max=noop_max,
+            frame_skip=4,
+            screen_size=FRAME_SIZE,
+            terminal_on_life_loss=False,
+            grayscale_obs=True,
+            scale_obs=False,
+        )
+        if "FIRE" in env.unwrapped.get_action_meanings()[1:2]:
+            env = FireResetEnv(env)
+        env = FrameStackObservation(env, FRAME_STACK)
+        env = RecordEpisodeStatistics(env)
+        if clip_rewards:
+            env = ClipReward(env, -1.0, 1.0)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def obs_shape_and_actions(env_id: str) -> tuple[tuple[int, ...], int]:
+    """Observation shape and number of actions, without keeping an env open."""
+    env = make_env(env_id)
+    try:
+        shape = env.observation_space.shape
+        assert shape is not None and isinstance(env.action_space, gym.spaces.Discrete)
+        return tuple(shape), int(env.action_space.n)
+    finally:
+        env.close()
+
+
+def episode_score(info: dict[str, Any]) -> float | None:
+    """The real score of a finished episode from its last `info`, or None if not recorded."""
+    episode = info.get("episode")
+    if episode is None:
+        return None
+    return float(np.asarray(episode["r"]).item())

@@ -1,0 +1,136 @@
+"""n-step experience: play several environments with one agent and emit (first, last) transitions.
+
+For a window of n = `steps_count` steps starting at time t, one `ExperienceFirstLast` holds
+
+    state      s_t
+    action     a_t
+    reward     r_t + gamma r_{t+1} + ... + gamma^(k-1) r_{t+k-1}      (k = steps <= n)
+    last_state s_{t+k}, or None when the episode *terminated* inside the window
+    steps      k, the number of rewards summed: the bootstrap term is gamma^k V(s_{t+k})
+
+k is n for every window except the tail of a finished episode, whose windows are shorter. A
+*truncated* episode (a time limit) did not reach a terminal state, so its tail keeps
+`last_state` and is bootstrapped like any other window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+
+from lib.agent import Agent
+from lib.envs import episode_score
+
+
+class ExperienceFirstLast(NamedTuple):
+    state: np.ndarray
+    action: int
+    reward: float
+    last_state: np.ndarray | None
+    steps: int
+
+
+class _Step(NamedTuple):
+    state: np.ndarray
+    action: int
+    reward: float
+
+
+class ExperienceSourceFirstLast:
+    """Iterate over n-step transitions from one env or a list of envs stepped in lockstep.
+
+    The agent is called once per step on the stacked observations of all envs. Episode scores
+    (undiscounted; the real game score when the env records `info["episode"]`) are collected
+    for `pop_total_rewards`.
+    """
+
+    def __init__(
+        self,
+        envs: gym.Env | Sequence[gym.Env],
+        agent: Agent,
+        gamma: float,
+        steps_count: int = 2,
+        seed: int | None = None,
+    ):
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma={gamma!r} must be in [0, 1]")
+        if int(steps_count) != steps_count or steps_count < 1:
+            raise ValueError(f"steps_count={steps_count!r} must be an integer >= 1")
+        self.envs = [envs] if isinstance(envs, gym.Env) else list(envs)
+        if not self.envs:
+            raise ValueError("envs is empty: pass one gymnasium env or a non-empty list")
+        self.agent = agent
+        self.gamma = float(gamma)
+        self.steps_count = int(steps_count)
+        self.seed = seed
+        self._total_rewards: list[float] = []
+        self._total_steps: list[int] = []
+
+    def _discounted(self, rewards: Sequence[float]) -> float:
+        total = 0.0
+        for r in reversed(rewards):
+            total = r + self.gamma * total
+        return total
+
+    def _window(self, history: Sequence[_Step], last_state: np.ndarray | None):
+        first = history[0]
+        return ExperienceFirstLast(
+            state=first.state,
+            action=first.action,
+            reward=self._discounted([s.reward for s in history]),
+            last_state=last_state,
+            steps=len(history),
+        )
+
+    def __iter__(self) -> Iterator[ExperienceFirstLast]:
+        n_envs = len(self.envs)
+        states = []
+        for i, env in enumerate(self.envs):
+            seed = None if self.seed is None else self.seed + i
+            obs, _ = env.reset(seed=seed)
+            states.append(obs)
+        histories: list[deque[_Step]] = [deque() for _ in range(n_envs)]
+        raw_scores = [0.0] * n_envs
+        lengths = [0] * n_envs
+
+        while True:
+            actions = self.agent(np.stack(states))
+            for i, env in enumerate(self.envs):
+                action = int(actions[i])
+                next_obs, reward, terminated, truncated, info = env.step(action)
+                reward = float(reward)
+                raw_scores[i] += reward
+                lengths[i] += 1
+                history = histories[i]
+                history.append(_Step(states[i], action, reward))
+                if terminated or truncated:
+                    last = None if terminated else next_obs
+                    while history:  # the tail: every remaining window, shorter and shorter
+                        yield self._window(history, last)
+                        history.popleft()
+                    score = episode_score(info)
+                    self._total_rewards.append(raw_scores[i] if score is None else score)
+                    self._total_steps.append(lengths[i])
+                    raw_scores[i], lengths[i] = 0.0, 0
+                    next_obs, _ = env.reset()
+                elif len(history) == self.steps_count:
+                    yield self._window(history, next_obs)
+                    history.popleft()
+                states[i] = next_obs
+
+    def pop_total_rewards(self) -> list[float]:
+        """Scores of the episodes finished since the last call (and forget them)."""
+        rewards, self._total_rewards = self._total_rewards, []
+        self._total_steps = []
+        return rewards
+
+    def pop_rewards_steps(self) -> list[tuple[float, int]]:
+        """(score, length in steps) of the episodes finished since the last call."""
+        result = list(zip(self._total_rewards, self._total_steps, strict=True))
+        self._total_rewards, self._total_steps = [], []
+        return result
+

@@ -1,0 +1,133 @@
+"""Bookkeeping of a run: scores and the stop bound, TensorBoard averages, `summary.json`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+
+
+class RewardTracker:
+    """Keeps the recent episode scores and says when their mean reaches the stop bound.
+
+    The bound counts only once `window` episodes have finished, so a few lucky early games do
+    not end a run.
+    """
+
+    def __init__(self, window: int = 100, stop_score: float | None = None):
+        self.window = window
+        self.stop_score = stop_score
+        self.scores: deque[float] = deque(maxlen=window)
+        self.episodes = 0
+        self.best_mean: float | None = None
+
+    def add(self, score: float) -> bool:
+        """Record one episode's score; True when the bound is reached."""
+        self.scores.append(float(score))
+        self.episodes += 1
+        if self.full:
+            mean = self.mean
+            if self.best_mean is None or mean > self.best_mean:
+                self.best_mean = mean
+        return self.solved
+
+    @property
+    def full(self) -> bool:
+        return len(self.scores) == self.window
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores)) if self.scores else math.nan
+
+    @property
+    def solved(self) -> bool:
+        return self.stop_score is not None and self.full and self.mean >= self.stop_score
+
+
+class TBMeanTracker:
+    """Averages scalars over `every` calls before writing them, so TensorBoard stays readable."""
+
+    def __init__(self, writer: SummaryWriter, every: int = 10):
+        self.writer = writer
+        self.every = every
+        self._values: dict[str, list[float]] = {}
+
+    def track(self, tag: str, value: Any, step: int) -> None:
+        if hasattr(value, "detach"):
+            value = value.detach().float().mean().item()
+        values = self._values.setdefault(tag, [])
+        values.append(float(value))
+        if len(values) >= self.every:
+            self._write(tag, step)
+
+    def _write(self, tag: str, step: int) -> None:
+        values = self._values.pop(tag, [])
+        if values:
+            self.writer.add_scalar(tag, float(np.mean(values)), step)
+
+    def flush(self, step: int) -> None:
+        for tag in list(self._values):
+            self._write(tag, step)
+
+
+@dataclass
+class Summary:
+    """What a run did; written to `summary.json` in the run folder whatever ended it."""
+
+    preset: str
+    env_id: str
+    solved: bool
+    stop_reason: str
+    frames: int
+    updates: int
+    episodes: int
+    wall_seconds: float
+    startup_seconds: float
+    steady_fps: float
+    mean_score: float | None
+    best_mean_score: float | None
+    device: str
+    run_dir: str
+    error: str | None = None
+
+    def line(self) -> str:
+        mean = "n/a" if self.mean_score is None else f"{self.mean_score:.2f}"
+        best = "n/a" if self.best_mean_score is None else f"{self.best_mean_score:.2f}"
+        return (
+            f"[{self.preset}] {self.stop_reason}: solved={self.solved} frames={self.frames} "
+            f"episodes={self.episodes} mean={mean} best_mean={best} "
+            f"wall={self.wall_seconds:.1f}s steady={self.steady_fps:.0f} frames/s "
+            f"-> {self.run_dir}"
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_json_atomic(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Summary:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def finite_or_none(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def config_table(items: Iterable[tuple[str, Any]]) -> str:
+    """A markdown table of settings, for TensorBoard's text tab."""
+    rows = "\n".join(f"|{k}|{v}|" for k, v in items)
+    return "|setting|value|\n|-|-|\n" + rows
