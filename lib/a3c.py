@@ -319,18 +319,19 @@ def train(
             dynamic_ncols=True,
         )
 
+    def steady_fps(now: float) -> float:
+        """Frames per second since the first update: start-up (spawning, env creation) left out."""
+        if first_update_time is None or now <= first_update_time:
+            return 0.0
+        return (frames - first_update_frames) / (now - first_update_time)
+
     def snapshot(now: float) -> Progress:
-        elapsed = now - start
-        if first_update_time is not None and now > first_update_time:
-            fps = (frames - first_update_frames) / (now - first_update_time)
-        else:
-            fps = 0.0
         return Progress(
             frames,
             updates,
             tracker.episodes,
-            elapsed,
-            fps,
+            now - start,
+            steady_fps(now),
             tracker.mean,
             tracker.best_mean,
             list(all_scores),
@@ -423,9 +424,8 @@ def train(
                 tb.track("losses/total", loss.total, frames)
                 tb.track("losses/grad_norm", grad_norm, frames)
                 tb.track("perf/queue_wait_s", queue_wait, frames)
+                tb.track("perf/fps", steady_fps(time.monotonic()), frames)
                 queue_wait = 0.0
-                if updates % 10 == 0:
-                    writer.add_scalar("perf/fps", snapshot(time.monotonic()).fps, frames)
 
                 if config.max_frames and frames >= config.max_frames:
                     stop_reason = "max_frames"
@@ -445,7 +445,7 @@ def train(
             save_checkpoint(ckpt_dir / "last.pt", checkpoint_state())
         if best_snapshot is not None:
             save_checkpoint(ckpt_dir / "best.pt", best_snapshot)
-        steady = snapshot(end).fps
+        steady = steady_fps(end)
         summary = Summary(
             preset=config.preset,
             env_id=config.env_id,
@@ -469,4 +469,3 @@ def train(
         if callback is not None:
             callback(snapshot(end))
     return summary
-

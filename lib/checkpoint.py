@@ -26,10 +26,10 @@ def versions() -> dict[str, str]:
     import numpy
 
     return {
-        "torch": torch.__version__,
-        "gymnasium": gymnasium.__version__,
-        "ale_py": ale_py.__version__,
-        "numpy": numpy.__version__,
+        "torch": str(torch.__version__),
+        "gymnasium": str(gymnasium.__version__),
+        "ale_py": str(ale_py.__version__),
+        "numpy": str(numpy.__version__),
     }
 
 

@@ -108,9 +108,7 @@ def get_preset(name: str, **overrides: Any) -> A3CConfig:
     if name not in PRESETS:
         close = difflib.get_close_matches(name, PRESETS, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(
-            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.{hint}"
-        )
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.{hint}")
     return override(PRESETS[name], **overrides)
 
 

@@ -14,6 +14,7 @@ game score of the whole game, while the agent learns from the clipped reward.
 from __future__ import annotations
 
 import difflib
+import importlib
 from typing import Any
 
 import ale_py
@@ -52,7 +53,16 @@ class FireResetEnv(gym.Wrapper):
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise a ValueError listing the closest registered ids when `env_id` is unknown."""
+    """Raise a ValueError listing the closest registered ids when `env_id` is unknown.
+
+    Like `gym.make`, a "module:EnvName-v0" id imports the module that registers the env.
+    """
+    if ":" in env_id:
+        module, env_id = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"cannot import {module!r} to register {env_id!r}: {exc}") from exc
     if env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=5, cutoff=0.5)
@@ -66,7 +76,7 @@ def check_env_id(env_id: str) -> None:
 def is_atari(env_id: str) -> bool:
     """True for ids backed by the Arcade Learning Environment."""
     check_env_id(env_id)
-    entry = gym.spec(env_id).entry_point
+    entry = gym.spec(env_id.split(":")[-1]).entry_point
     return "ale_py" in str(entry)
 
 

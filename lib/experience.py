@@ -108,14 +108,14 @@ class ExperienceSourceFirstLast:
                 history = histories[i]
                 history.append(_Step(states[i], action, reward))
                 if terminated or truncated:
-                    last = None if terminated else next_obs
-                    while history:  # the tail: every remaining window, shorter and shorter
-                        yield self._window(history, last)
-                        history.popleft()
                     score = episode_score(info)
                     self._total_rewards.append(raw_scores[i] if score is None else score)
                     self._total_steps.append(lengths[i])
                     raw_scores[i], lengths[i] = 0.0, 0
+                    last = None if terminated else next_obs
+                    while history:  # the tail: every remaining window, shorter and shorter
+                        yield self._window(history, last)
+                        history.popleft()
                     next_obs, _ = env.reset()
                 elif len(history) == self.steps_count:
                     yield self._window(history, next_obs)
@@ -133,4 +133,3 @@ class ExperienceSourceFirstLast:
         result = list(zip(self._total_rewards, self._total_steps, strict=True))
         self._total_rewards, self._total_steps = [], []
         return result
-

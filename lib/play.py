@@ -1,0 +1,99 @@
+"""Command line: `python -m lib.play --checkpoint runs/.../checkpoints/best.pt --gif pong.gif`.
+
+Plays episodes with a saved model (the policy's most likely action, or sampled with
+`--sample`), prints each score, and can write the first episode to a GIF.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lib.checkpoint import CheckpointError, load_model
+from lib.envs import make_env
+
+
+def play_episode(
+    net: torch.nn.Module,
+    env_id: str,
+    seed: int = 0,
+    sample: bool = False,
+    max_steps: int = 20_000,
+    record: bool = False,
+) -> tuple[float, list[np.ndarray]]:
+    """One episode: its real score and, with `record`, the RGB frames the player would see."""
+    env = make_env(env_id, seed=seed, render_mode="rgb_array" if record else None)
+    frames: list[np.ndarray] = []
+    obs, _ = env.reset(seed=seed)
+    score, steps = 0.0, 0
+    try:
+        while steps < max_steps:
+            if record:
+                frames.append(env.render())
+            with torch.no_grad():
+                logits, _ = net(torch.as_tensor(obs[None]))
+            if sample:
+                action = int(torch.multinomial(torch.softmax(logits, 1), 1).item())
+            else:
+                action = int(logits.argmax(1).item())
+            obs, reward, terminated, truncated, info = env.step(action)
+            steps += 1
+            score += float(reward)
+            if terminated or truncated:
+                score = float(info["episode"]["r"]) if "episode" in info else score
+                break
+    finally:
+        env.close()
+    return score, frames
+
+
+def write_gif(frames: list[np.ndarray], path: str | Path, fps: int = 30, every: int = 2) -> Path:
+    """Save RGB frames as an animated GIF (every `every`-th frame, to keep it small)."""
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("no frames to write")
+    images = [Image.fromarray(f) for f in frames[::every]]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(
+        path, save_all=True, append_images=images[1:], duration=int(1000 * every / fps), loop=0
+    )
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lib.play", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", required=True, help="a best.pt or last.pt file")
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample", action="store_true", help="sample actions instead of argmax")
+    p.add_argument("--max-steps", type=int, default=20_000, help="cap on steps per episode")
+    p.add_argument("--gif", help="write the first episode to this GIF file")
+    args = p.parse_args(argv)
+    if args.episodes < 1:
+        p.error("--episodes must be >= 1")
+    try:
+        net, config = load_model(args.checkpoint)
+    except CheckpointError as exc:
+        p.error(str(exc))
+    scores = []
+    for i in range(args.episodes):
+        record = bool(args.gif) and i == 0
+        score, frames = play_episode(
+            net, config.env_id, args.seed + i, args.sample, args.max_steps, record
+        )
+        scores.append(score)
+        print(f"episode {i + 1}: score {score:g}")
+        if record:
+            print(f"wrote {write_gif(frames, args.gif)} ({len(frames)} frames)")
+    print(f"mean score over {len(scores)} episodes: {np.mean(scores):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""A3C end to end with real spawned workers: Pong plumbing, CartPole learning, the CLIs."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+from procs import workers_of
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lib import AtariA2C, get_preset
+from lib.a3c import train
+from lib.checkpoint import load_checkpoint
+from lib.tracking import Summary
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def no_workers_left():
+    yield
+    assert workers_of() == [], "a test left spawned workers behind"
+
+
+@pytest.fixture(scope="module")
+def pong_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("pong")
+    config = get_preset("pong", processes=2, envs_per_process=2, max_frames=384)
+    summary = train(config, run_dir=run_dir, device="cpu", progress=False)
+    return run_dir, summary
+
+
+def test_short_pong_run_stops_at_max_frames(pong_run):
+    run_dir, summary = pong_run
+    assert summary.stop_reason == "max_frames" and not summary.solved
+    assert summary.frames == 384 and summary.updates == 3  # 12 micro-batches of 32, 3 batches
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert on_disk["frames"] == 384 and on_disk["stop_reason"] == "max_frames"
+    assert Summary.load(run_dir / "summary.json") == summary
+
+
+def test_tensorboard_holds_the_seed_metrics(pong_run):
+    run_dir, _ = pong_run
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    expected = {
+        "charts/advantage",
+        "charts/values",
+        "charts/batch_rewards",
+        "losses/entropy",
+        "losses/policy",
+        "losses/value",
+        "losses/total",
+        "perf/fps",
+        "perf/queue_wait_s",
+    }
+    assert expected <= tags
+    entropy = acc.Scalars("losses/entropy")[-1].value
+    # an almost uniform policy over 6 actions: beta * sum p log p ~ -0.01 * ln 6
+    assert entropy == pytest.approx(-0.01 * torch.log(torch.tensor(6.0)).item(), rel=0.05)
+    assert acc.Scalars("losses/total")[-1].step == 384
+
+
+def test_checkpoint_loads_back_into_atari_a2c(pong_run):
+    run_dir, _ = pong_run
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    net = AtariA2C(tuple(state["obs_shape"]), state["n_actions"])
+    net.load_state_dict(state["model"])
+    assert state["frames"] == 384 and state["config"]["preset"] == "pong"
+    assert "optimizer" in state and state["versions"]["torch"] == torch.__version__
+    logits, value = net(torch.zeros(1, 4, 84, 84, dtype=torch.uint8))
+    assert logits.shape == (1, 6) and value.shape == (1, 1)
+
+
+def test_play_writes_a_gif(pong_run, tmp_path):
+    run_dir, _ = pong_run
+    gif = tmp_path / "pong.gif"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lib.play",
+            "--checkpoint",
+            str(run_dir / "checkpoints" / "last.pt"),
+            "--gif",
+            str(gif),
+            "--max-steps",
+            "60",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "episode 1: score" in out.stdout
+    with Image.open(gif) as img:
+        assert img.size == (160, 210)  # the real Atari screen, in colour
+        # 60 steps, every second frame kept; Pillow merges identical neighbours
+        assert 10 <= img.n_frames <= 30
+
+
+@pytest.mark.slow
+def test_cartpole_preset_learns_to_475():
+    config = get_preset("cartpole")
+    t0 = time.monotonic()
+    summary = train(config, run_dir=os.path.join(ROOT, "runs", "test-cartpole"), progress=False)
+    seconds = time.monotonic() - t0
+    print(
+        f"\nCartPole preset: mean {summary.mean_score:.1f} after {summary.frames} frames, "
+        f"{summary.episodes} episodes, {seconds:.1f} s wall ({summary.steady_fps:.0f} frames/s, "
+        f"{os.cpu_count()} cores)"
+    )
+    assert summary.solved and summary.stop_reason == "solved"
+    assert summary.mean_score >= 475
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "16"], "micro_batch_size"),
+        (["--processes", "0"], "processes"),
+        (["--preset", "pnog"], "unknown preset"),
+        (["--device", "cuda"], "CUDA"),
+        (["--env-id", "Pongg-v4"], "unknown environment id"),
+    ],
+)
+def test_cli_rejects_bad_input_before_starting(args, message):
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA, so --device cuda is valid here")
+    out = subprocess.run(
+        [sys.executable, "-m", "lib.train", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,60 @@
+"""Presets and validation: bad settings fail with a message that names the field and the fix."""
+
+import dataclasses
+import pickle
+
+import pytest
+
+from lib import CARTPOLE, PONG, ConfigError, get_preset
+from lib.config import validate
+
+
+def test_pong_preset_is_the_seed():
+    assert (PONG.gamma, PONG.learning_rate, PONG.adam_eps, PONG.entropy_beta) == (
+        0.99,
+        0.001,
+        1e-3,
+        0.01,
+    )
+    assert (PONG.batch_size, PONG.reward_steps, PONG.clip_grad) == (128, 4, 0.1)
+    assert (PONG.processes, PONG.envs_per_process, PONG.micro_batch_size) == (4, 8, 32)
+    assert (PONG.env_id, PONG.stop_score) == ("PongNoFrameskip-v4", 18.0)
+    assert get_preset("breakout").stop_score == 400.0
+
+
+def test_presets_are_frozen_and_pickle():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PONG.gamma = 0.5
+    assert pickle.loads(pickle.dumps(CARTPOLE)) == CARTPOLE
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"batch_size": 16}, "batch_size"),
+        ({"processes": 0}, "processes"),
+        ({"envs_per_process": 0}, "envs_per_process"),
+        ({"gamma": 1.2}, "gamma"),
+        ({"reward_steps": 0}, "reward_steps"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"max_frames": -1}, "max_frames"),
+        ({"net": "resnet"}, "net"),
+    ],
+)
+def test_bad_values_name_the_field(overrides, field):
+    with pytest.raises(ConfigError, match=field):
+        get_preset("pong", **overrides)
+
+
+def test_batch_smaller_than_micro_batch_says_what_to_change():
+    with pytest.raises(ConfigError, match="micro_batch_size"):
+        validate(dataclasses.replace(PONG, batch_size=8, micro_batch_size=32))
+
+
+def test_unknown_preset_suggests_a_close_name():
+    with pytest.raises(ConfigError, match="pong"):
+        get_preset("pnog")
+
+
+def test_none_override_keeps_the_preset_value():
+    assert get_preset("pong", processes=None, seed=3) == dataclasses.replace(PONG, seed=3)

@@ -1,0 +1,112 @@
+"""n-step windows checked against returns worked out by hand on CountEnv (rewards 1, 2, 3, ...)."""
+
+import itertools
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from toy_envs import CountEnv, zero_agent
+
+from lib import ExperienceFirstLast, ExperienceSourceFirstLast
+
+
+def take(source, n):
+    return list(itertools.islice(iter(source), n))
+
+
+def summary(exp: ExperienceFirstLast):
+    last = None if exp.last_state is None else float(exp.last_state[0])
+    return float(exp.state[0]), exp.action, pytest.approx(exp.reward), last, exp.steps
+
+
+def test_terminal_episode_windows_and_tail():
+    # gamma 0.5, n 3, an episode of 5 steps paying 1..5, ending in a terminal state.
+    source = ExperienceSourceFirstLast(CountEnv(5), zero_agent, gamma=0.5, steps_count=3)
+    got = [summary(e) for e in take(source, 5)]
+    assert got == [
+        (0.0, 0, 1 + 0.5 * 2 + 0.25 * 3, 3.0, 3),  # 2.75, bootstrap from s3
+        (1.0, 0, 2 + 0.5 * 3 + 0.25 * 4, 4.0, 3),  # 4.5
+        (2.0, 0, 3 + 0.5 * 4 + 0.25 * 5, None, 3),  # 6.25, the window hits the terminal state
+        (3.0, 0, 4 + 0.5 * 5, None, 2),  # the tail: shorter windows, no bootstrap
+        (4.0, 0, 5.0, None, 1),
+    ]
+    assert source.pop_total_rewards() == [15.0]
+    assert source.pop_total_rewards() == []
+
+
+def test_truncated_episode_bootstraps_from_final_observation():
+    source = ExperienceSourceFirstLast(
+        CountEnv(5, truncate=True), zero_agent, gamma=0.5, steps_count=3
+    )
+    got = [summary(e) for e in take(source, 5)]
+    assert got[2:] == [(2.0, 0, 6.25, 5.0, 3), (3.0, 0, 6.5, 5.0, 2), (4.0, 0, 5.0, 5.0, 1)]
+
+
+def test_next_episode_starts_after_the_tail():
+    source = ExperienceSourceFirstLast(CountEnv(2), zero_agent, gamma=1.0, steps_count=3)
+    got = [summary(e) for e in take(source, 4)]
+    # episode shorter than n: both windows are tails; then the env restarts at s0
+    assert got == [(0.0, 0, 3.0, None, 2), (1.0, 0, 2.0, None, 1)] * 2
+    assert source.pop_total_rewards() == [3.0, 3.0]
+
+
+def test_one_step_windows():
+    source = ExperienceSourceFirstLast(CountEnv(3), zero_agent, gamma=0.9, steps_count=1)
+    got = [summary(e) for e in take(source, 3)]
+    assert got == [(0.0, 0, 1.0, 1.0, 1), (1.0, 0, 2.0, 2.0, 1), (2.0, 0, 3.0, None, 1)]
+
+
+def test_several_envs_keep_separate_windows():
+    envs = [CountEnv(3, offset=0), CountEnv(4, offset=100)]
+    seen_states = []
+
+    def agent(states):
+        seen_states.append(states.copy())
+        return np.array([0, 1])
+
+    source = ExperienceSourceFirstLast(envs, agent, gamma=1.0, steps_count=2)
+    exps = take(source, 10)
+    by_env = {0: [], 1: []}
+    for e in exps:
+        by_env[int(e.state[0] >= 100)].append(summary(e))
+    # env 0 (length 3): windows (0: 1+2 -> s2), tail (1: 2+3), (2: 3); action 0 every time
+    assert by_env[0][:3] == [(0.0, 0, 3.0, 2.0, 2), (1.0, 0, 5.0, None, 2), (2.0, 0, 3.0, None, 1)]
+    # env 1 (length 4): (100: 3 -> 102), (101: 5 -> 103), tail (102: 7), (103: 4); action 1
+    assert by_env[1][:4] == [
+        (100.0, 1, 3.0, 102.0, 2),
+        (101.0, 1, 5.0, 103.0, 2),
+        (102.0, 1, 7.0, None, 2),
+        (103.0, 1, 4.0, None, 1),
+    ]
+    # the agent sees one stacked batch per step, first axis = environment
+    assert seen_states[0].shape == (2, 1)
+    assert seen_states[0][:, 0].tolist() == [0.0, 100.0]
+    assert set(source.pop_total_rewards()) == {6.0, 10.0}
+
+
+def test_reported_score_comes_from_episode_statistics_not_the_clipped_reward():
+    env = gym.wrappers.RecordEpisodeStatistics(CountEnv(3))
+    env = gym.wrappers.ClipReward(env, -1.0, 1.0)
+    source = ExperienceSourceFirstLast(env, zero_agent, gamma=1.0, steps_count=3)
+    exps = take(source, 3)
+    assert exps[0].reward == pytest.approx(3.0)  # learning signal: clipped 1 + 1 + 1
+    assert source.pop_total_rewards() == [6.0]  # reported score: the real 1 + 2 + 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"gamma": 0.9, "steps_count": 0}, "steps_count"),
+        ({"gamma": 1.5, "steps_count": 2}, "gamma"),
+        ({"gamma": -0.1, "steps_count": 2}, "gamma"),
+        ({"gamma": 0.9, "steps_count": 2.5}, "steps_count"),
+    ],
+)
+def test_bad_arguments_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ExperienceSourceFirstLast(CountEnv(3), zero_agent, **kwargs)
+
+
+def test_empty_env_list_is_rejected():
+    with pytest.raises(ValueError, match="empty"):
+        ExperienceSourceFirstLast([], zero_agent, gamma=0.9, steps_count=2)
