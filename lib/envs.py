@@ -94,11 +94,12 @@ def make_env(
     way `info["episode"]["r"]` at the end of an episode holds its real, unclipped score.
     """
     check_env_id(env_id)
+    kwargs: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
     if not is_atari(env_id):
-        env = RecordEpisodeStatistics(gym.make(env_id, render_mode=render_mode))
+        env = RecordEpisodeStatistics(gym.make(env_id, **kwargs))
     else:
         # AtariPreprocessing does the frame skipping itself, so the emulator must not.
-        env = gym.make(env_id, frameskip=1, render_mode=render_mode)
+        env = gym.make(env_id, frameskip=1, **kwargs)
         env = AtariPreprocessing(
             env,
             noop_max=noop_max,

@@ -1,0 +1,302 @@
+"""Faults with real processes and real signals: nothing hangs, nothing is orphaned or lost."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+from procs import alive, wait_for, workers_of
+
+from lib import get_preset
+from lib.a3c import NumericalError, WorkerError, train
+from lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lib.tracking import Summary
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def no_workers_left():
+    yield
+    assert wait_for(lambda: workers_of() == [], 10), "a test left spawned workers behind"
+
+
+def cartpole(**overrides):
+    base = {"processes": 2, "envs_per_process": 2, "max_frames": 10**9}
+    return get_preset("cartpole", **{**base, **overrides})
+
+
+def test_killed_worker_is_reported_quickly(tmp_path):
+    killed_at = {}
+
+    def kill_one_worker():
+        assert wait_for(lambda: len(workers_of()) == 2, 60)
+        time.sleep(3)  # let it train for a moment
+        victim = workers_of()[0]
+        killed_at["time"], killed_at["pid"] = time.monotonic(), victim.pid
+        victim.send_signal(signal.SIGKILL)
+
+    threading.Thread(target=kill_one_worker, daemon=True).start()
+    with pytest.raises(WorkerError, match=r"worker \d \(pid \d+\) was killed by signal 9") as err:
+        train(cartpole(), run_dir=tmp_path, progress=False)
+    noticed_after = time.monotonic() - killed_at["time"]
+    assert noticed_after < 30
+    assert str(killed_at["pid"]) in str(err.value)
+    summary = Summary.load(tmp_path / "summary.json")
+    assert summary.stop_reason == "error" and "WorkerError" in summary.error
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["frames"] == summary.frames
+
+
+def test_worker_exception_carries_its_traceback(tmp_path):
+    config = cartpole(env_id="toy_envs:Crash-v0")
+    with pytest.raises(WorkerError, match="boom: CrashEnv failed on purpose") as err:
+        train(config, run_dir=tmp_path, progress=False)
+    assert "Traceback" in str(err.value) and "CrashEnv" in str(err.value)
+
+
+def test_nan_loss_stops_training_and_keeps_a_good_checkpoint(tmp_path):
+    config = cartpole(env_id="toy_envs:NanReward-v0")
+    with pytest.raises(NumericalError, match="loss is nan"):
+        train(config, run_dir=tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert state["updates"] == 0  # the bad update was never applied
+
+
+def _start_cli(tmp_path, *extra):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lib.train",
+            "--preset",
+            "cartpole",
+            "--processes",
+            "2",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert wait_for(lambda: len(workers_of(proc.pid)) == 2, 60), "workers did not start"
+    workers = workers_of(proc.pid)
+    # wait until the learner has trained a little
+    assert wait_for(lambda: any(run_dir.glob("events.out.tfevents.*")), 30)
+    time.sleep(2)
+    return proc, workers, run_dir
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupted_cli_leaves_no_worker_and_saves(tmp_path, how):
+    proc, workers, run_dir = _start_cli(tmp_path)
+    sent = time.monotonic()
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl+C reaches the whole group
+    else:
+        proc.send_signal(signal.SIGTERM)  # only the learner
+    out, err = proc.communicate(timeout=30)
+    assert wait_for(lambda: not any(alive(w) for w in workers), 10 - (time.monotonic() - sent))
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 130, err
+    assert "interrupted" in out
+    summary = Summary.load(run_dir / "summary.json")
+    assert summary.stop_reason == "interrupted" and summary.frames > 0
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["frames"] == summary.frames
+
+
+def test_killed_learner_does_not_orphan_its_workers(tmp_path):
+    proc, workers, _ = _start_cli(tmp_path)
+    proc.send_signal(signal.SIGKILL)  # no clean-up code runs in the learner at all
+    proc.wait(timeout=10)
+    assert wait_for(lambda: not any(alive(w) for w in workers), 10), "orphaned workers"
+
+
+def test_resume_continues_counters_and_refuses_another_preset(tmp_path):
+    first = train(cartpole(max_frames=3_000), run_dir=tmp_path / "a", progress=False)
+    ckpt = tmp_path / "a" / "checkpoints" / "last.pt"
+    before = load_checkpoint(ckpt)
+    second = train(cartpole(max_frames=6_000), run_dir=tmp_path / "b", progress=False, resume=ckpt)
+    after = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert first.frames >= 3_000 and second.frames >= 6_000
+    assert second.updates > first.updates  # counted on from the checkpoint
+    assert after["episodes"] >= before["episodes"]
+    step_before = before["optimizer"]["state"][0]["step"].item()
+    assert after["optimizer"]["state"][0]["step"].item() == step_before + (
+        second.updates - first.updates
+    )
+    with pytest.raises(CheckpointError, match="preset 'cartpole'.*--preset"):
+        train(get_preset("pong", processes=1), run_dir=tmp_path / "c", resume=ckpt)
+    assert workers_of() == []
+
+
+def test_resume_refuses_another_network_shape(tmp_path):
+    train(cartpole(max_frames=600), run_dir=tmp_path / "a", progress=False)
+    other = cartpole(hidden_size=64)
+    with pytest.raises(CheckpointError, match="network mlp/128"):
+        train(other, run_dir=tmp_path / "b", resume=tmp_path / "a" / "checkpoints" / "last.pt")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "missing"])
+def test_damaged_checkpoint_gives_a_clear_error(tmp_path, damage):
+    path = tmp_path / "last.pt"
+    save_checkpoint(
+        path, {"model": {"w": torch.ones(1000)}, "config": {}, "obs_shape": [4], "n_actions": 2}
+    )
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint" * 100)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+    with pytest.raises(CheckpointError, match="truncated, corrupt|does not exist"):
+        load_checkpoint(path)
+
+
+def test_cli_resume_from_damaged_checkpoint_fails_cleanly(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x02garbage")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lib.train",
+            "--preset",
+            "cartpole",
+            "--resume",
+            str(bad),
+            "--run-dir",
+            str(tmp_path / "r"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "cannot be read" in out.stderr and "Traceback" not in out.stderr
+
+
+SAVER = """
+import sys, torch
+from lib.checkpoint import save_checkpoint
+big = {"w": torch.full((8_000_000,), 2.0)}
+while True:
+    save_checkpoint(sys.argv[1], {"model": big, "config": {}, "obs_shape": [4], "n_actions": 2,
+                                  "frames": 2})
+"""
+
+
+def test_kill_during_save_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(
+        path,
+        {
+            "model": {"w": torch.ones(3)},
+            "config": {},
+            "obs_shape": [4],
+            "n_actions": 2,
+            "frames": 1,
+        },
+    )
+    for delay in (0.5, 0.9, 1.3, 1.7):
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], cwd=ROOT)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        state = load_checkpoint(path)  # never a half-written file
+        assert state["frames"] in (1, 2)
+
+
+def test_many_micro_batches_do_not_leak_descriptors_or_memory(tmp_path):
+    me = psutil.Process()
+    shm_before = set(os.listdir("/dev/shm"))
+    samples = []
+
+    def sample(progress):
+        samples.append((progress.frames, me.num_fds(), me.memory_info().rss))
+
+    # micro-batches of 4 samples: 20k frames push 5,000 of them through the queue
+    config = cartpole(micro_batch_size=4, batch_size=16, max_frames=20_000)
+    summary = train(config, run_dir=tmp_path, progress=False, callback=sample, callback_seconds=0.5)
+    assert summary.frames >= 20_000
+    steady = samples[1:-1]
+    assert len(steady) >= 3, samples
+    fds = [s[1] for s in steady]
+    rss = [s[2] for s in steady]
+    assert max(fds) - min(fds) <= 2, f"open descriptors grew: {fds}"
+    assert max(rss) - rss[0] < 64 * 2**20, f"memory grew: {rss}"
+    assert set(os.listdir("/dev/shm")) - shm_before == set()
+
+
+def _run_in_kernel(kc, code: str, timeout: float = 120) -> str:
+    """Execute `code` in a Jupyter kernel; return its stdout, raising on an error reply."""
+    msg_id = kc.execute(code)
+    out = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            out.append(content["text"])
+        elif kind == "error":
+            raise AssertionError("\n".join(content["traceback"]))
+        elif kind == "status" and content["execution_state"] == "idle":
+            return "".join(out)
+    raise TimeoutError(code)
+
+
+def test_jupyter_interrupt_button_stops_workers_and_the_kernel_stays_usable(tmp_path):
+    from jupyter_client import KernelManager
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(ROOT))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        kernel_pid = km.provisioner.process.pid
+        setup = "from lib import get_preset\nfrom lib.a3c import train\n"
+        run = (
+            "s = train(get_preset('cartpole', processes=2, envs_per_process=2, "
+            "max_frames={frames}), run_dir=r'{run_dir}', progress=False)\n"
+            "print(s.stop_reason, s.frames)"
+        )
+        _run_in_kernel(kc, setup)
+        msg_id = kc.execute(run.format(frames=10**9, run_dir=tmp_path / "a"))
+        assert wait_for(lambda: len(workers_of(kernel_pid)) == 2, 60)
+        workers = workers_of(kernel_pid)
+        time.sleep(3)
+        km.interrupt_kernel()  # what the notebook's stop button does
+        sent = time.monotonic()
+        text = ""
+        while "interrupted" not in text and time.monotonic() - sent < 30:
+            msg = kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                text += msg["content"]["text"]
+        assert text.startswith("interrupted"), text
+        assert wait_for(lambda: not any(alive(w) for w in workers), 10 - (time.monotonic() - sent))
+        # the same kernel trains again
+        again = _run_in_kernel(kc, run.format(frames=2_000, run_dir=tmp_path / "b"))
+        assert again.startswith("max_frames")
+        assert workers_of(kernel_pid) == []
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
