@@ -34,30 +34,38 @@ def unpack_batch(
     ref_value = reward + gamma ** steps * V(last_state) for windows that did not end in a
     terminal state, and just `reward` for those that did. With full windows of n steps the
     factor is the seed's `last_val_gamma = GAMMA ** REWARD_STEPS`; carrying `steps` per entry
-    keeps the shorter tail windows of time-limited episodes exact too. States stay in their
-    own dtype (uint8 frames) until the network scales them.
+    keeps the shorter tail windows of time-limited episodes exact too. V(last_state) comes
+    from `exp.last_value` when the experience source kept it, else from one batched forward
+    pass of `net`. States stay in their own dtype (uint8 frames) until the network scales them.
     """
     states = torch.from_numpy(np.stack([exp.state for exp in batch]))
     actions = torch.tensor([exp.action for exp in batch], dtype=torch.int64)
     ref_values = torch.tensor([exp.reward for exp in batch], dtype=torch.float32)
-    not_done = [i for i, exp in enumerate(batch) if exp.last_state is not None]
-    if not_done:
-        last_states = np.stack([batch[i].last_state for i in not_done])
-        last_states_t = torch.from_numpy(last_states).to(device)
-        last_values = net(last_states_t)[1].squeeze(-1).float().cpu()
-        discounts = torch.tensor([gamma ** batch[i].steps for i in not_done])
-        ref_values[not_done] += discounts * last_values
+    live = [i for i, exp in enumerate(batch) if exp.last_state is not None]
+    if live:
+        last_values = torch.tensor(
+            [batch[i].last_value if batch[i].last_value is not None else 0.0 for i in live]
+        )
+        unknown = [j for j, i in enumerate(live) if batch[i].last_value is None]
+        if unknown:
+            last_states = np.stack([batch[live[j]].last_state for j in unknown])
+            values = net(torch.from_numpy(last_states).to(device))[1]
+            last_values[unknown] = values.squeeze(-1).float().cpu()
+        discounts = torch.tensor([gamma ** batch[i].steps for i in live])
+        ref_values[live] += discounts * last_values
     return Batch(states, actions, ref_values)
 
 
 class A2CLoss(NamedTuple):
-    """The loss and its parts, each a scalar tensor; `advantage` is per sample (detached)."""
+    """The loss and its parts, each a scalar tensor; `advantage` and `values` are per sample
+    (detached), for logging."""
 
     policy: torch.Tensor
     value: torch.Tensor
     entropy: torch.Tensor
     total: torch.Tensor
     advantage: torch.Tensor
+    values: torch.Tensor
 
 
 def a2c_loss(
@@ -83,4 +91,41 @@ def a2c_loss(
     probs = log_probs.exp()
     loss_entropy = entropy_beta * (probs * log_probs).sum(dim=1).mean()
     total = loss_policy + loss_value + loss_entropy
-    return A2CLoss(loss_policy, loss_value, loss_entropy, total, advantage)
+    return A2CLoss(loss_policy, loss_value, loss_entropy, total, advantage, values.detach())
+
+
+class NumericalError(RuntimeError):
+    """The loss or its gradient is NaN or infinite; training stops before the bad step."""
+
+
+def _check_finite(name: str, value: torch.Tensor) -> None:
+    if not torch.isfinite(value).all():
+        shown = value.item() if value.numel() == 1 else "not finite"
+        raise NumericalError(
+            f"the {name} is {shown}: training stopped before applying it; the last good "
+            "checkpoint is kept. Lower learning_rate or clip_grad, or check the rewards."
+        )
+
+
+def a2c_update(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    entropy_beta: float,
+    clip_grad: float,
+) -> tuple[A2CLoss, torch.Tensor]:
+    """One learner step: loss, backward, clip the gradient norm, optimizer step.
+
+    Shared by the A3C learner and single-process A2C. Raises `NumericalError` (before the
+    step, so the weights stay good) when the loss or the gradient norm is not finite.
+    Returns the loss parts and the gradient norm before clipping.
+    """
+    optimizer.zero_grad()
+    logits, values = net(batch.states)
+    loss = a2c_loss(logits, values, batch.actions, batch.ref_values, entropy_beta)
+    _check_finite("loss", loss.total.detach())
+    loss.total.backward()
+    grad_norm = nn.utils.clip_grad_norm_(net.parameters(), clip_grad)
+    _check_finite("gradient norm", grad_norm.detach())
+    optimizer.step()
+    return loss, grad_norm

@@ -35,7 +35,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from lib.a2c import a2c_loss
+from lib.a2c import Batch, a2c_update
 from lib.agent import default_device
 from lib.checkpoint import (
     check_compatible,
@@ -66,10 +66,6 @@ class WorkerError(RuntimeError):
     """A worker process died or raised; the message names it and carries its traceback."""
 
 
-class NumericalError(RuntimeError):
-    """The loss or its gradient is NaN or infinite; training stops before the bad step."""
-
-
 class TrainingTerminated(KeyboardInterrupt):
     """SIGTERM arrived; handled like Ctrl+C so everything is cleaned up."""
 
@@ -89,6 +85,8 @@ class Progress:
     """Every episode score so far, in the order the learner received them."""
     score_frames: list[int] = field(default_factory=list)
     """The frame count at which each score arrived."""
+    score_seconds: list[float] = field(default_factory=list)
+    """Seconds since the start of `train` at which each score arrived."""
 
 
 def default_run_dir(config: A3CConfig, root: str | os.PathLike = "runs") -> Path:
@@ -214,15 +212,6 @@ class _Workers:
                 self.queue.get_nowait()
 
 
-def _check_finite(name: str, value: torch.Tensor) -> None:
-    if not torch.isfinite(value).all():
-        raise NumericalError(
-            f"the {name} is {value.item() if value.numel() == 1 else 'not finite'}: training "
-            "stopped before applying it; the last good checkpoint is kept. Lower "
-            "learning_rate or clip_grad, or check the environment's rewards."
-        )
-
-
 def _all_finite(net: nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in net.parameters())
 
@@ -299,6 +288,7 @@ def train(
     stop_reason, error, solved = "running", None, False
     all_scores: list[float] = []
     score_frames: list[int] = []
+    score_seconds: list[float] = []
     best_snapshot: dict[str, Any] | None = None
     best_saved_at = start
     last_ckpt = start
@@ -336,10 +326,13 @@ def train(
             tracker.best_mean,
             list(all_scores),
             list(score_frames),
+            list(score_seconds),
         )
 
     batch: list[MicroBatch] = []
     batch_len = 0
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(config.resolved_learner_threads())
     try:
         with _sigterm_as_interrupt():
             workers.start()
@@ -370,6 +363,7 @@ def train(
                         solved = tracker.add(score) or solved
                         all_scores.append(score)
                         score_frames.append(frames)
+                        score_seconds.append(now - start)
                         writer.add_scalar("charts/episode_score", score, frames)
                         writer.add_scalar("charts/episode_steps", steps, frames)
                         if tracker.full:
@@ -403,20 +397,19 @@ def train(
                 batch.clear()
                 batch_len = 0
 
-                optimizer.zero_grad()
-                logits, values = net(states)
-                loss = a2c_loss(logits, values, actions, refs, config.entropy_beta)
-                _check_finite("loss", loss.total.detach())
-                loss.total.backward()
-                grad_norm = nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad)
-                _check_finite("gradient norm", grad_norm.detach())
-                optimizer.step()
+                loss, grad_norm = a2c_update(
+                    net,
+                    optimizer,
+                    Batch(states, actions, refs),
+                    config.entropy_beta,
+                    config.clip_grad,
+                )
                 updates += 1
                 if first_update_time is None:
                     first_update_time, first_update_frames = time.monotonic(), frames
 
                 tb.track("charts/advantage", loss.advantage, frames)
-                tb.track("charts/values", values, frames)
+                tb.track("charts/values", loss.values, frames)
                 tb.track("charts/batch_rewards", refs, frames)
                 tb.track("losses/entropy", loss.entropy, frames)
                 tb.track("losses/policy", loss.policy, frames)
@@ -437,6 +430,7 @@ def train(
         raise
     finally:
         workers.stop()
+        torch.set_num_threads(saved_threads)
         end = time.monotonic()
         if bar is not None:
             bar.close()

@@ -60,6 +60,12 @@ class A3CConfig:
     """Base seed; worker i seeds its envs from seed + 1000 * (i + 1)."""
     checkpoint_minutes: float = 10.0
     """Save the last checkpoint at least this often (and always on exit)."""
+    reuse_values: bool = True
+    """Bootstrap from the V(s) the worker computed when it acted in s, instead of a second
+    forward pass in unpack_batch (the seed's way, False). Same value, at most a micro-batch
+    older or newer; saves about a sixth of the CPU work per frame on Pong."""
+    learner_threads: int = 0
+    """torch threads for the learner; 0 = the cores the workers leave free (at least 1)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -67,6 +73,16 @@ class A3CConfig:
     @property
     def total_envs(self) -> int:
         return self.processes * self.envs_per_process
+
+    def resolved_learner_threads(self) -> int:
+        """Workers run one thread each; the learner takes the cores left, never fewer than 1.
+
+        On 2 cores with 2 workers a 2-thread learner was 5x slower per update than a 1-thread
+        one (benchmarks/README.md): oversubscribed OpenMP threads wait on each other.
+        """
+        if self.learner_threads:
+            return self.learner_threads
+        return max(1, (os.cpu_count() or 1) - self.processes)
 
 
 PONG = A3CConfig()
@@ -154,4 +170,5 @@ def validate(config: A3CConfig) -> A3CConfig:
     _check(c.max_frames >= 0, "max_frames", c.max_frames, "must be >= 0 (0 = no limit)")
     _check(c.seed >= 0, "seed", c.seed, "must be >= 0")
     _check(c.checkpoint_minutes > 0, "checkpoint_minutes", c.checkpoint_minutes, "must be > 0")
+    _check(c.learner_threads >= 0, "learner_threads", c.learner_threads, "must be >= 0 (0 = auto)")
     return c

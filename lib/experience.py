@@ -7,6 +7,7 @@ For a window of n = `steps_count` steps starting at time t, one `ExperienceFirst
     reward     r_t + gamma r_{t+1} + ... + gamma^(k-1) r_{t+k-1}      (k = steps <= n)
     last_state s_{t+k}, or None when the episode *terminated* inside the window
     steps      k, the number of rewards summed: the bootstrap term is gamma^k V(s_{t+k})
+    last_value V(s_{t+k}) as the agent saw it, when the source was asked to keep it (else None)
 
 k is n for every window except the tail of a finished episode, whose windows are shorter. A
 *truncated* episode (a time limit) did not reach a terminal state, so its tail keeps
@@ -32,6 +33,7 @@ class ExperienceFirstLast(NamedTuple):
     reward: float
     last_state: np.ndarray | None
     steps: int
+    last_value: float | None = None
 
 
 class _Step(NamedTuple):
@@ -46,6 +48,12 @@ class ExperienceSourceFirstLast:
     The agent is called once per step on the stacked observations of all envs. Episode scores
     (undiscounted; the real game score when the env records `info["episode"]`) are collected
     for `pop_total_rewards`.
+
+    With `reuse_values=True` the agent must also set `last_values`, one V(s) per env, on each
+    call (as `PolicyAgent` does). A window that ends in a live state is then held back for one
+    step, until the agent has looked at that state, and carries V(last_state) in `last_value`,
+    so `unpack_batch` needs no second forward pass. Windows cut by a time limit keep
+    `last_value=None`: the agent never sees an episode's final observation.
     """
 
     def __init__(
@@ -55,6 +63,7 @@ class ExperienceSourceFirstLast:
         gamma: float,
         steps_count: int = 2,
         seed: int | None = None,
+        reuse_values: bool = False,
     ):
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma={gamma!r} must be in [0, 1]")
@@ -67,6 +76,7 @@ class ExperienceSourceFirstLast:
         self.gamma = float(gamma)
         self.steps_count = int(steps_count)
         self.seed = seed
+        self.reuse_values = reuse_values
         self._total_rewards: list[float] = []
         self._total_steps: list[int] = []
 
@@ -96,9 +106,15 @@ class ExperienceSourceFirstLast:
         histories: list[deque[_Step]] = [deque() for _ in range(n_envs)]
         raw_scores = [0.0] * n_envs
         lengths = [0] * n_envs
+        waiting: list[tuple[int, ExperienceFirstLast]] = []  # (env, window) needing V(last)
 
         while True:
             actions = self.agent(np.stack(states))
+            if waiting:
+                values = self.agent.last_values  # type: ignore[attr-defined]
+                for i, exp in waiting:
+                    yield exp._replace(last_value=float(values[i]))
+                waiting.clear()
             for i, env in enumerate(self.envs):
                 action = int(actions[i])
                 next_obs, reward, terminated, truncated, info = env.step(action)
@@ -118,7 +134,10 @@ class ExperienceSourceFirstLast:
                         history.popleft()
                     next_obs, _ = env.reset()
                 elif len(history) == self.steps_count:
-                    yield self._window(history, next_obs)
+                    if self.reuse_values:  # states[i] becomes next_obs: V comes next step
+                        waiting.append((i, self._window(history, next_obs)))
+                    else:
+                        yield self._window(history, next_obs)
                     history.popleft()
                 states[i] = next_obs
 

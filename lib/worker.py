@@ -90,7 +90,11 @@ def data_func(
         envs = [make_env(config.env_id, seed=seed + i) for i in range(config.envs_per_process)]
         agent = PolicyAgent(net, device)
         exp_source = ExperienceSourceFirstLast(
-            envs, agent, gamma=config.gamma, steps_count=config.reward_steps
+            envs,
+            agent,
+            gamma=config.gamma,
+            steps_count=config.reward_steps,
+            reuse_values=config.reuse_values,
         )
         micro_batch = []
         for exp in exp_source:

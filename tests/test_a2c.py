@@ -3,6 +3,7 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from toy_envs import CountEnv, ObsValueNet, zero_agent
@@ -71,3 +72,31 @@ def test_policy_loss_does_not_train_the_critic():
     loss.policy.backward()
     assert values.grad is None or torch.all(values.grad == 0)
     assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
+def test_unpack_batch_uses_kept_values_without_a_forward_pass():
+    from lib import ExperienceFirstLast
+
+    class NoForward(torch.nn.Module):
+        def forward(self, x):
+            raise AssertionError("the network should not run: every value is known")
+
+    s = np.zeros(1, dtype=np.float32)
+    batch = [
+        ExperienceFirstLast(s, 0, 1.0, s, 2, last_value=4.0),  # 1 + 0.5^2 * 4 = 2
+        ExperienceFirstLast(s, 1, 3.0, None, 1),  # terminal: 3
+    ]
+    _, _, refs = unpack_batch(batch, NoForward(), "cpu", gamma=0.5)
+    assert refs.tolist() == pytest.approx([2.0, 3.0])
+
+
+def test_unpack_batch_mixes_kept_and_computed_values():
+    from lib import ExperienceFirstLast
+
+    s2, s5 = np.array([2.0], np.float32), np.array([5.0], np.float32)
+    batch = [
+        ExperienceFirstLast(s2, 0, 1.0, s2, 1, last_value=7.0),  # 1 + 0.5 * 7 = 4.5
+        ExperienceFirstLast(s2, 0, 1.0, s5, 1),  # 1 + 0.5 * V(s5) = 1 + 25 = 26
+    ]
+    _, _, refs = unpack_batch(batch, ObsValueNet(), "cpu", gamma=0.5)
+    assert refs.tolist() == pytest.approx([4.5, 26.0])

@@ -110,3 +110,44 @@ def test_bad_arguments_are_rejected(kwargs, message):
 def test_empty_env_list_is_rejected():
     with pytest.raises(ValueError, match="empty"):
         ExperienceSourceFirstLast([], zero_agent, gamma=0.9, steps_count=2)
+
+
+class ValueAgent:
+    """Action 0; reports V(s) = 10 * s like ObsValueNet, as PolicyAgent reports its values."""
+
+    def __init__(self):
+        self.last_values = None
+
+    def __call__(self, states):
+        self.last_values = 10.0 * states[:, 0]
+        return np.zeros(len(states), dtype=np.int64)
+
+
+def test_reuse_values_attaches_the_agents_value_of_the_last_state():
+    source = ExperienceSourceFirstLast(
+        CountEnv(5), ValueAgent(), gamma=0.5, steps_count=3, reuse_values=True
+    )
+    exps = take(source, 5)
+    # same windows as without reuse, in the same order; live ones carry V(last) = 10 * last
+    assert [summary(e) for e in exps] == [
+        (0.0, 0, 2.75, 3.0, 3),
+        (1.0, 0, 4.5, 4.0, 3),
+        (2.0, 0, 6.25, None, 3),
+        (3.0, 0, 6.5, None, 2),
+        (4.0, 0, 5.0, None, 1),
+    ]
+    assert [e.last_value for e in exps] == [30.0, 40.0, None, None, None]
+
+
+def test_reuse_values_leaves_time_limit_tails_to_the_network():
+    source = ExperienceSourceFirstLast(
+        CountEnv(4, truncate=True), ValueAgent(), gamma=0.5, steps_count=2, reuse_values=True
+    )
+    exps = take(source, 4)
+    # the final observation s4 is never shown to the agent (the env resets), so no value
+    assert [(float(e.state[0]), e.last_value) for e in exps] == [
+        (0.0, 20.0),
+        (1.0, 30.0),
+        (2.0, None),
+        (3.0, None),
+    ]

@@ -14,7 +14,8 @@ import torch
 from procs import alive, wait_for, workers_of
 
 from lib import get_preset
-from lib.a3c import NumericalError, WorkerError, train
+from lib.a2c import NumericalError
+from lib.a3c import WorkerError, train
 from lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lib.tracking import Summary
 

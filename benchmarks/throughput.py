@@ -1,0 +1,222 @@
+"""Throughput: A3C against single-process A2C and against the machine's ceilings.
+
+    python -m benchmarks.throughput --processes 2 --envs 4 --repeats 3
+
+Everything is measured in this one run, on the Pong preset scaled to the given layout:
+  env ceiling        the same processes and envs stepping with random actions, no network
+  inference ceiling  the same processes running only the network's forward pass on their envs
+  learner ceiling    the learner's update alone on synthetic batches (all cores to itself)
+  A3C                lib.a3c.train, steady state (start-up reported apart)
+  A2C                lib.sync_a2c.train_a2c: same net, settings and total envs, one process
+A frame is one agent step of one env consumed by the learner (the seed's count); an emulator
+frame is a quarter of that (frame skip 4), shown beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+
+from benchmarks.common import machine, machine_line, median, save, table
+from lib import RandomAgent, get_preset, make_env, make_net
+from lib.a2c import Batch, a2c_update
+from lib.a3c import train
+from lib.config import A3CConfig
+from lib.envs import obs_shape_and_actions
+from lib.sync_a2c import train_a2c
+
+
+def _env_worker(env_id: str, n_envs: int, seconds: float, seed: int, out) -> None:
+    torch.set_num_threads(1)
+    envs = [make_env(env_id, seed=seed + i) for i in range(n_envs)]
+    agent = RandomAgent(envs[0].action_space.n, seed)
+    for env in envs:
+        env.reset()
+    steps, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        actions = agent(np.zeros(n_envs))
+        for env, action in zip(envs, actions, strict=True):
+            _, _, terminated, truncated, _ = env.step(int(action))
+            if terminated or truncated:
+                env.reset()
+        steps += n_envs
+    out.put(steps / (time.monotonic() - t0))
+
+
+def _inference_worker(config: A3CConfig, seconds: float, out) -> None:
+    torch.set_num_threads(1)
+    shape, n_actions = obs_shape_and_actions(config.env_id)
+    net = make_net(config, shape, n_actions)
+    dtype = torch.uint8 if config.net == "atari" else torch.float32
+    x = torch.zeros((config.envs_per_process, *shape), dtype=dtype)
+    samples, t0 = 0, time.monotonic()
+    with torch.no_grad():
+        while time.monotonic() - t0 < seconds:
+            net(x)
+            samples += config.envs_per_process
+    out.put(samples / (time.monotonic() - t0))
+
+
+def _parallel(target, args_for, processes: int) -> float:
+    """Run `target` in `processes` spawned processes at once; total of their rates."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    procs = [ctx.Process(target=target, args=(*args_for(i), out)) for i in range(processes)]
+    for p in procs:
+        p.start()
+    rates = [out.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    return float(sum(rates))
+
+
+def env_ceiling(config: A3CConfig, seconds: float) -> float:
+    return _parallel(
+        _env_worker,
+        lambda i: (config.env_id, config.envs_per_process, seconds, 1000 * (i + 1)),
+        config.processes,
+    )
+
+
+def inference_ceiling(config: A3CConfig, seconds: float) -> float:
+    return _parallel(_inference_worker, lambda i: (config, seconds), config.processes)
+
+
+def learner_ceiling(config: A3CConfig, seconds: float, threads: int | None = None) -> float:
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    try:
+        shape, n_actions = obs_shape_and_actions(config.env_id)
+        net = make_net(config, shape, n_actions)
+        opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+        dtype = torch.uint8 if config.net == "atari" else torch.float32
+        batch = Batch(
+            torch.zeros((config.batch_size, *shape), dtype=dtype),
+            torch.zeros(config.batch_size, dtype=torch.int64),
+            torch.zeros(config.batch_size),
+        )
+        a2c_update(net, opt, batch, config.entropy_beta, config.clip_grad)  # warm-up
+        samples, t0 = 0, time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            a2c_update(net, opt, batch, config.entropy_beta, config.clip_grad)
+            samples += config.batch_size
+        return samples / (time.monotonic() - t0)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def a3c_fps(config: A3CConfig, frames: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as run_dir:
+        s = train(
+            replace(config, max_frames=frames),
+            run_dir=run_dir,
+            device="cpu",
+            progress=False,
+        )
+    return s.steady_fps, s.startup_seconds
+
+
+def a2c_fps(config: A3CConfig, frames: int, threads: int) -> tuple[float, float]:
+    r = train_a2c(config, max_frames=frames, device="cpu", threads=threads)
+    return r.steady_fps, r.startup_seconds
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="pong")
+    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--envs", type=int, default=4)
+    p.add_argument("--frames", type=int, default=6_000, help="frames per A3C/A2C run")
+    p.add_argument("--seconds", type=float, default=8.0, help="seconds per ceiling run")
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args(argv)
+    config = get_preset(args.preset, processes=args.processes, envs_per_process=args.envs)
+
+    cores = os.cpu_count() or 1
+    threads = sorted({1, cores})
+    keys = ["env", "inference", *(f"learner_t{t}" for t in threads), "a3c", "a3c_seed_bootstrap"]
+    keys += [f"a2c_t{t}" for t in threads]
+    labels = {
+        "env": "env ceiling (random actions, no net)",
+        "inference": "inference ceiling (forward only)",
+        **{f"learner_t{t}": f"learner ceiling (updates only, {t} threads)" for t in threads},
+        "a3c": "A3C (lib.a3c.train)",
+        "a3c_seed_bootstrap": "A3C, second forward pass for V (the seed's way)",
+        **{f"a2c_t{t}": f"single-process A2C ({t} threads)" for t in threads},
+    }
+    runs: dict[str, list[float]] = {k: [] for k in keys}
+    startup: dict[str, list[float]] = {k: [] for k in keys if k.startswith("a")}
+    seed_way = replace(config, reuse_values=False)
+    for _ in range(args.repeats):  # interleaved, so drifts in the machine hit every row alike
+        runs["env"].append(env_ceiling(config, args.seconds))
+        runs["inference"].append(inference_ceiling(config, args.seconds))
+        for t in threads:
+            runs[f"learner_t{t}"].append(learner_ceiling(config, args.seconds, t))
+        for key, cfg in (("a3c", config), ("a3c_seed_bootstrap", seed_way)):
+            fps, up = a3c_fps(cfg, args.frames)
+            runs[key].append(fps)
+            startup[key].append(up)
+        for t in threads:
+            fps, up = a2c_fps(config, args.frames, t)
+            runs[f"a2c_t{t}"].append(fps)
+            startup[f"a2c_t{t}"].append(up)
+
+    med = {k: median(v) for k, v in runs.items()}
+    learner_best = max((k for k in med if k.startswith("learner")), key=med.__getitem__)
+    a2c_best = max((k for k in med if k.startswith("a2c")), key=med.__getitem__)
+    tightest = min(("env", "inference", learner_best), key=med.__getitem__)
+    rows = [
+        {
+            "what": labels[k],
+            "frames/s (median)": med[k],
+            "emulator frames/s": 4 * med[k] if config.net == "atari" else "",
+            "runs": ", ".join(f"{v:.0f}" for v in runs[k]),
+        }
+        for k in keys
+    ]
+    m = machine()
+    result = {
+        "machine": m,
+        "preset": config.preset,
+        "processes": config.processes,
+        "envs_per_process": config.envs_per_process,
+        "frames_per_run": args.frames,
+        "repeats": args.repeats,
+        "labels": labels,
+        "runs": runs,
+        "median": med,
+        "startup_seconds": {k: median(v) for k, v in startup.items()},
+        "tightest_ceiling": tightest,
+        "a2c_best": a2c_best,
+        "a3c_over_a2c": med["a3c"] / med[a2c_best],
+        "a3c_over_tightest_ceiling": med["a3c"] / med[tightest],
+        "reuse_values_speedup": med["a3c"] / med["a3c_seed_bootstrap"],
+    }
+    name = f"throughput_{config.preset}_{config.processes}x{config.envs_per_process}"
+    path = save(name, result)
+    print(
+        f"\n{config.preset}, {config.processes} workers x {config.envs_per_process} envs, "
+        f"median of {args.repeats}; {machine_line(m)}\n"
+    )
+    print(table(rows, ["what", "frames/s (median)", "emulator frames/s", "runs"]))
+    print(
+        f"\nA3C / best single-process A2C = {result['a3c_over_a2c']:.2f}x; "
+        f"A3C / tightest ceiling ({labels[tightest]}) = "
+        f"{result['a3c_over_tightest_ceiling']:.0%}; value reuse = "
+        f"{result['reuse_values_speedup']:.2f}x; start-up: A3C "
+        f"{result['startup_seconds']['a3c']:.1f} s, A2C {result['startup_seconds'][a2c_best]:.1f} s"
+    )
+    print(f"wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
