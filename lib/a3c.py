@@ -423,6 +423,9 @@ def train(
                 if config.max_frames and frames >= config.max_frames:
                     stop_reason = "max_frames"
                     break
+                if config.max_seconds and time.monotonic() - start >= config.max_seconds:
+                    stop_reason = "max_seconds"
+                    break
     except KeyboardInterrupt:
         stop_reason = "interrupted"
     except BaseException as exc:

@@ -56,6 +56,8 @@ class A3CConfig:
     """How many recent episodes the mean score is taken over."""
     max_frames: int = 0
     """Stop after this many frames (agent steps consumed by the learner); 0 means no limit."""
+    max_seconds: float = 0.0
+    """Stop after this much wall-clock time in seconds; 0 means no limit."""
     seed: int = 0
     """Base seed; worker i seeds its envs from seed + 1000 * (i + 1)."""
     checkpoint_minutes: float = 10.0
@@ -168,6 +170,7 @@ def validate(config: A3CConfig) -> A3CConfig:
     )
     _check(c.score_window >= 1, "score_window", c.score_window, "must be >= 1")
     _check(c.max_frames >= 0, "max_frames", c.max_frames, "must be >= 0 (0 = no limit)")
+    _check(c.max_seconds >= 0, "max_seconds", c.max_seconds, "must be >= 0 (0 = no limit)")
     _check(c.seed >= 0, "seed", c.seed, "must be >= 0")
     _check(c.checkpoint_minutes > 0, "checkpoint_minutes", c.checkpoint_minutes, "must be > 0")
     _check(c.learner_threads >= 0, "learner_threads", c.learner_threads, "must be >= 0 (0 = auto)")

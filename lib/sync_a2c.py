@@ -91,7 +91,8 @@ def _train(config: A3CConfig, max_frames: int, dev: torch.device) -> A2CResult:
         result.updates += 1
         if first_update is None:
             first_update = (time.monotonic(), result.frames)
-        if result.frames >= max_frames or result.solved:
+        out_of_time = config.max_seconds and time.monotonic() - start >= config.max_seconds
+        if result.frames >= max_frames or result.solved or out_of_time:
             break
     end = time.monotonic()
     for env in envs:

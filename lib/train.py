@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="samples per learner update")
     p.add_argument("--micro-batch-size", type=int, help="samples per worker message")
     p.add_argument("--max-frames", type=int, help="stop after this many frames (0: no limit)")
+    p.add_argument("--max-seconds", type=float, help="stop after this many seconds (0: none)")
     p.add_argument("--stop-score", type=float, help="stop when the mean score reaches this")
     p.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate")
     p.add_argument("--seed", type=int, help="base random seed")
@@ -42,6 +43,7 @@ OVERRIDES = (
     "batch_size",
     "micro_batch_size",
     "max_frames",
+    "max_seconds",
     "stop_score",
     "learning_rate",
     "seed",

@@ -143,3 +143,11 @@ def test_cli_rejects_bad_input_before_starting(args, message):
     assert out.returncode == 2
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_max_seconds_bounds_the_wall_clock(tmp_path):
+    config = get_preset("cartpole", processes=1, envs_per_process=2, max_frames=0, max_seconds=4)
+    t0 = time.monotonic()
+    summary = train(config, run_dir=tmp_path, progress=False)
+    assert summary.stop_reason == "max_seconds" and summary.frames > 0
+    assert 4 <= summary.wall_seconds and time.monotonic() - t0 < 4 + 15

@@ -1,0 +1,121 @@
+"""Learning speed: how fast A3C and single-process A2C reach a score, in frames and seconds.
+
+    python -m benchmarks.learning --preset cartpole --seeds 3
+    python -m benchmarks.learning --preset pong --seconds 900      # a fixed wall-clock budget
+
+With a preset that is expected to be solved here (cartpole), each seed runs until the
+preset's stop score (mean of the last 100 episodes); otherwise each run gets `--seconds` of
+wall clock and we report the mean score it reached. Score curves (over frames and over
+seconds) are saved for notebook 6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from dataclasses import replace
+
+import numpy as np
+
+from benchmarks.common import machine, machine_line, median, save, table
+from lib import get_preset
+from lib.a3c import Progress, train
+from lib.sync_a2c import train_a2c
+
+
+def mean_last(scores: list[float], n: int = 100) -> float:
+    return float(np.mean(scores[-n:])) if scores else math.nan
+
+
+def _row(solved, frames, seconds, fps, scores, score_frames, score_seconds) -> dict:
+    return {
+        "solved": solved,
+        "frames": frames,
+        "seconds": seconds,
+        "steady_fps": fps,
+        "mean_score": mean_last(scores),
+        "scores": scores,
+        "score_frames": score_frames,
+        "score_seconds": score_seconds,
+    }
+
+
+def run_a3c(config) -> dict:
+    last: list[Progress] = []
+    with tempfile.TemporaryDirectory() as run_dir:
+        s = train(
+            config,
+            run_dir=run_dir,
+            progress=False,
+            callback=lambda p: last.__setitem__(slice(None), [p]),
+            callback_seconds=5.0,
+        )
+    p = last[0]
+    return _row(
+        s.solved, s.frames, s.wall_seconds, s.steady_fps, p.scores, p.score_frames, p.score_seconds
+    )
+
+
+def run_a2c(config) -> dict:
+    r = train_a2c(config, max_frames=config.max_frames or 10**12)
+    return _row(
+        r.solved, r.frames, r.wall_seconds, r.steady_fps, r.scores, r.score_frames, r.score_seconds
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="cartpole")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seconds", type=float, help="fixed wall-clock budget per run")
+    p.add_argument("--processes", type=int)
+    p.add_argument("--envs", type=int)
+    p.add_argument("--skip-a2c", action="store_true")
+    args = p.parse_args(argv)
+    base = get_preset(args.preset, processes=args.processes, envs_per_process=args.envs)
+    runs: dict[str, list[dict]] = {"a3c": [], "a2c": []}
+    if args.seconds:
+        base = replace(base, max_seconds=args.seconds, max_frames=0)
+    for seed in range(args.seeds):
+        config = replace(base, seed=seed)
+        runs["a3c"].append(run_a3c(config))
+        if not args.skip_a2c:
+            runs["a2c"].append(run_a2c(config))
+    rows = []
+    for name, label in (("a3c", "A3C"), ("a2c", "single-process A2C")):
+        rs = runs[name]
+        if not rs:
+            continue
+        rows.append(
+            {
+                "what": label,
+                "solved": f"{sum(r['solved'] for r in rs)}/{len(rs)}",
+                "frames (median)": median([r["frames"] for r in rs]),
+                "seconds (median)": median([r["seconds"] for r in rs]),
+                "frames/s (median)": median([r["steady_fps"] for r in rs]),
+                "mean score, last 100 (median)": median([r["mean_score"] for r in rs]),
+            }
+        )
+    m = machine()
+    result = {
+        "machine": m,
+        "preset": base.preset,
+        "config": base.to_dict(),
+        "seconds_budget": args.seconds,
+        "runs": runs,
+        "rows": rows,
+    }
+    path = save(f"learning_{base.preset}", result)
+    budget = f"{args.seconds:.0f} s budget" if args.seconds else f"to {base.stop_score:g}"
+    print(
+        f"\n{base.preset} {budget}, {base.processes} workers x {base.envs_per_process} envs, "
+        f"{args.seeds} seeds; {machine_line(m)}\n"
+    )
+    print(table(rows, list(rows[0])))
+    print(f"wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

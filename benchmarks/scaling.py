@@ -1,0 +1,114 @@
+"""Scaling: A3C throughput and memory for 1, 2, 4 ... worker processes up to the core count.
+
+    python -m benchmarks.scaling --preset pong --envs 4 --repeats 3
+
+Each layout trains the preset for `--frames` frames; throughput is the steady-state frames/s
+(start-up excluded), memory is each worker's unique set size (USS: what it costs beyond the
+libraries it shares), sampled while it trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from dataclasses import replace
+
+import psutil
+
+from benchmarks.common import machine, machine_line, median, save, table
+from lib import get_preset
+from lib.a3c import Progress, train
+
+
+def layouts(cores: int) -> list[int]:
+    counts, p = [], 1
+    while p < cores:
+        counts.append(p)
+        p *= 2
+    return [*counts, cores]
+
+
+def run_once(config, frames: int) -> tuple[float, float, float]:
+    me = psutil.Process()
+    uss: list[float] = []
+
+    def sample(_: Progress) -> None:
+        for child in me.children(recursive=True):
+            try:
+                if "spawn_main" in " ".join(child.cmdline()):
+                    uss.append(child.memory_full_info().uss / 2**20)
+            except psutil.Error:
+                pass
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        s = train(
+            replace(config, max_frames=frames),
+            run_dir=run_dir,
+            device="cpu",
+            progress=False,
+            callback=sample,
+            callback_seconds=2.0,
+        )
+    learner_mb = me.memory_info().rss / 2**20
+    return s.steady_fps, (median(uss) if uss else float("nan")), learner_mb
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="pong")
+    p.add_argument("--envs", type=int, default=4)
+    p.add_argument("--frames", type=int, default=6_000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--max-processes", type=int, default=os.cpu_count() or 1)
+    args = p.parse_args(argv)
+    rows, data = [], {}
+    for n in layouts(args.max_processes):
+        config = get_preset(args.preset, processes=n, envs_per_process=args.envs)
+        results = [run_once(config, args.frames) for _ in range(args.repeats)]
+        fps = [r[0] for r in results]
+        data[n] = {
+            "fps": fps,
+            "fps_median": median(fps),
+            "worker_uss_mb": median([r[1] for r in results]),
+            "learner_rss_mb": median([r[2] for r in results]),
+        }
+        rows.append(
+            {
+                "workers": n,
+                "envs": n * args.envs,
+                "frames/s (median)": data[n]["fps_median"],
+                "speed-up vs 1 worker": data[n]["fps_median"] / data[1]["fps_median"],
+                "worker USS MiB": data[n]["worker_uss_mb"],
+                "learner RSS MiB": data[n]["learner_rss_mb"],
+            }
+        )
+    m = machine()
+    result = {
+        "machine": m,
+        "preset": args.preset,
+        "envs_per_process": args.envs,
+        "frames_per_run": args.frames,
+        "repeats": args.repeats,
+        "layouts": data,
+    }
+    path = save(f"scaling_{args.preset}", result)
+    print(
+        f"\n{args.preset}, {args.envs} envs per worker, median of {args.repeats}; "
+        f"{machine_line(m)}\n"
+    )
+    cols = [
+        "workers",
+        "envs",
+        "frames/s (median)",
+        "speed-up vs 1 worker",
+        "worker USS MiB",
+        "learner RSS MiB",
+    ]
+    print(table(rows, cols))
+    print(f"wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
