@@ -1,10 +1,11 @@
 """`make bench`: every benchmark with its defaults; each prints a table and writes JSON."""
 
-from benchmarks import learning, scaling, throughput
+from benchmarks import learning, queue_transfer, scaling, throughput
 
 
 def main() -> None:
     throughput.main([])
+    queue_transfer.main([])
     scaling.main([])
     learning.main(["--preset", "cartpole"])
     learning.main(["--preset", "pong", "--seconds", "120", "--seeds", "1"])

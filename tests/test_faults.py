@@ -102,6 +102,7 @@ def _start_cli(tmp_path, *extra):
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_interrupted_cli_leaves_no_worker_and_saves(tmp_path, how):
+    shm_before = set(os.listdir("/dev/shm"))
     proc, workers, run_dir = _start_cli(tmp_path)
     sent = time.monotonic()
     if how == "ctrl-c":
@@ -113,6 +114,7 @@ def test_interrupted_cli_leaves_no_worker_and_saves(tmp_path, how):
     assert time.monotonic() - sent < 10
     assert proc.returncode == 130, err
     assert "interrupted" in out
+    assert set(os.listdir("/dev/shm")) - shm_before == set(), "leaked shared-memory segments"
     summary = Summary.load(run_dir / "summary.json")
     assert summary.stop_reason == "interrupted" and summary.frames > 0
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["frames"] == summary.frames
@@ -294,10 +296,12 @@ def test_jupyter_interrupt_button_stops_workers_and_the_kernel_stays_usable(tmp_
                 text += msg["content"]["text"]
         assert text.startswith("interrupted"), text
         assert wait_for(lambda: not any(alive(w) for w in workers), 10 - (time.monotonic() - sent))
-        # the same kernel trains again
+        fds_after_interrupt = psutil.Process(kernel_pid).num_fds()
+        # the same kernel trains again, and gives back what it opened
         again = _run_in_kernel(kc, run.format(frames=2_000, run_dir=tmp_path / "b"))
         assert again.startswith("max_frames")
         assert workers_of(kernel_pid) == []
+        assert psutil.Process(kernel_pid).num_fds() - fds_after_interrupt <= 2
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
