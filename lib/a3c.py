@@ -172,7 +172,15 @@ class _Workers:
                     else f"exited with code {proc.exitcode}"
                 )
                 message = f"worker {worker_id} (pid {proc.pid}) {how}"
-                raise WorkerError(message + (f"; its traceback:\n{tb}" if tb else ""))
+                if tb:
+                    raise WorkerError(f"{message}; its traceback:\n{tb}")
+                if proc.exitcode == 1:  # died while starting, before data_func could report
+                    message += (
+                        " while starting. If train() is called from a script, put the call "
+                        "under `if __name__ == '__main__':`: spawned workers import the main "
+                        "module again"
+                    )
+                raise WorkerError(message)
 
     def _find_traceback(self, worker_id: int, seconds: float = 2.0) -> str | None:
         deadline = time.monotonic() + seconds

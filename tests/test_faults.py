@@ -305,3 +305,17 @@ def test_jupyter_interrupt_button_stops_workers_and_the_kernel_stays_usable(tmp_
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_script_without_main_guard_gets_told_how_to_fix_it(tmp_path):
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "from lib import get_preset\nfrom lib.a3c import train\n"
+        "train(get_preset('cartpole', processes=1, envs_per_process=1, max_frames=1000),"
+        f" run_dir=r'{tmp_path / 'run'}', progress=False)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 1
+    assert "if __name__ == '__main__':" in out.stderr.splitlines()[-1]
