@@ -253,7 +253,6 @@ def train(
 
     torch.manual_seed(config.seed)
     net = make_net(config, obs_shape, n_actions)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, eps=config.adam_eps)
     tracker = RewardTracker(config.score_window, config.stop_score)
     frames = updates = 0
     if state is not None:
@@ -264,6 +263,8 @@ def train(
         tracker.episodes = int(state["episodes"])
         tracker.best_mean = state.get("best_mean_score")
     net.to(dev)
+    # made after the move, so its state lives on the same device as the weights
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, eps=config.adam_eps)
     if state is not None and "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
     if dev.type == "cpu":
