@@ -1,0 +1,297 @@
+"""The figures the notebooks show: frames, n-step windows, score curves, a live training plot.
+
+Every function returns the matplotlib objects it made, so a notebook can tweak them and a test
+can look inside. Figures made here with `plt.subplots` are shown by Jupyter at the end of the
+cell; `LivePlot` instead draws on its own `Figure` and updates one output in place.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
+
+if TYPE_CHECKING:
+    from lib.a3c import Progress
+
+
+def show_images(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    show_shape: bool = True,
+    size: float = 2.4,
+    suptitle: str | None = None,
+) -> Figure:
+    """One row of images: (H, W) arrays in grayscale, (H, W, 3) arrays in colour.
+
+    uint8 images are shown on the fixed 0..255 scale, so equal values look equal across panels.
+    """
+    n = len(images)
+    if n == 0:
+        raise ValueError("no images to show")
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.15), squeeze=False)
+    for i, (ax, img) in enumerate(zip(axes[0], images, strict=True)):
+        img = np.asarray(img)
+        scale = {"vmin": 0, "vmax": 255} if img.dtype == np.uint8 else {}
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, **scale)
+        title = titles[i] if titles is not None else ""
+        if show_shape:
+            shape = "×".join(str(s) for s in img.shape)
+            title = f"{title}\n{shape} {img.dtype}" if title else f"{shape} {img.dtype}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def show_frame_stack(obs: np.ndarray, title: str | None = None, size: float = 2.4) -> Figure:
+    """The frames of one stacked observation (C, H, W), oldest on the left."""
+    obs = np.asarray(obs)
+    if obs.ndim != 3:
+        raise ValueError(f"expected one observation (C, H, W), got shape {obs.shape}")
+    n = obs.shape[0]
+    titles = [f"t{i - n + 1}" if i < n - 1 else "t (newest)" for i in range(n)]
+    return show_images(list(obs), titles, show_shape=False, size=size, suptitle=title)
+
+
+def running_mean(values: Sequence[float], window: int) -> np.ndarray:
+    """Mean of the last `window` values at each position (fewer at the start)."""
+    x = np.asarray(values, dtype=np.float64)
+    if window < 1:
+        raise ValueError(f"window={window} must be >= 1")
+    if x.size == 0:
+        return x
+    cumsum = np.concatenate([[0.0], np.cumsum(x)])
+    idx = np.arange(1, x.size + 1)
+    start = np.maximum(0, idx - window)
+    return (cumsum[idx] - cumsum[start]) / (idx - start)
+
+
+def plot_scores(
+    scores: Sequence[float],
+    frames: Sequence[int],
+    window: int = 100,
+    stop_score: float | None = None,
+    ax: Axes | None = None,
+    label: str | None = None,
+    color: str | None = None,
+) -> Axes:
+    """Episode scores (dots) and their running mean (line) against frames."""
+    if len(scores) != len(frames):
+        raise ValueError(f"{len(scores)} scores but {len(frames)} frame counts")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    (line,) = ax.plot(
+        frames, running_mean(scores, window), color=color, label=label or f"mean of {window}"
+    )
+    ax.scatter(frames, scores, s=3, alpha=0.25, color=line.get_color())
+    if stop_score is not None:
+        ax.axhline(stop_score, color="gray", ls="--", lw=1)
+        ax.annotate(
+            f"stop at {stop_score:g}",
+            (1, stop_score),
+            xycoords=("axes fraction", "data"),
+            xytext=(-3, 3),
+            textcoords="offset points",
+            ha="right",
+            fontsize=8,
+            color="gray",
+        )
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_xlabel("frames (agent steps)")
+    ax.set_ylabel("episode score")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_nstep_windows(
+    starts: Sequence[int],
+    steps: Sequence[int],
+    bootstrapped: Sequence[bool],
+    labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """One bar per n-step transition: from its first step over the `steps` rewards it sums.
+
+    A circle at the right end means the value of the last state is added (bootstrap); a cross
+    means the episode terminated inside the window, so nothing is added.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 0.45 * len(starts) + 1.2))
+    for row, (start, k, boot) in enumerate(zip(starts, steps, bootstrapped, strict=True)):
+        y = len(starts) - 1 - row
+        ax.barh(y, k, left=start, height=0.5, color="tab:blue", alpha=0.6)
+        end = start + k
+        if boot:
+            ax.plot(end, y, "o", color="tab:green", ms=9)
+        else:
+            ax.plot(end, y, "x", color="tab:red", ms=10, mew=2)
+        if labels is not None:
+            ax.text(end + 0.25, y, labels[row], va="center", fontsize=8)
+    ax.set_yticks(range(len(starts)), [f"from t={s}" for s in reversed(starts)])
+    ax.set_xlabel("time step t")
+    right = max(s + k for s, k in zip(starts, steps, strict=True))
+    ax.set_xlim(-0.3, right + (2.5 if labels is not None else 0.7))
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.grid(axis="x", alpha=0.3)
+    ax.plot([], [], "o", color="tab:green", label="+ γ^steps · V(last state)")
+    ax.plot([], [], "x", color="tab:red", mew=2, label="terminal: nothing added")
+    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def read_scalars(
+    run_dir: str | os.PathLike, tags: Sequence[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(steps, values) of each TensorBoard scalar `tag` logged in `run_dir`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    available = set(acc.Tags()["scalars"])
+    missing = [t for t in tags if t not in available]
+    if missing:
+        raise KeyError(f"no scalars {missing} in {run_dir}; it has {sorted(available)}")
+    result = {}
+    for tag in tags:
+        events = acc.Scalars(tag)
+        result[tag] = (
+            np.array([e.step for e in events], dtype=np.int64),
+            np.array([e.value for e in events], dtype=np.float64),
+        )
+    return result
+
+
+def plot_scalars(
+    run_dir: str | os.PathLike, tags: Sequence[str], size: tuple[float, float] = (3.6, 2.6)
+) -> Figure:
+    """One small panel per TensorBoard scalar of a run, against frames."""
+    data = read_scalars(run_dir, tags)
+    fig, axes = plt.subplots(1, len(tags), figsize=(size[0] * len(tags), size[1]), squeeze=False)
+    for ax, tag in zip(axes[0], tags, strict=True):
+        steps, values = data[tag]
+        ax.plot(steps, values, lw=1.2)
+        ax.set_title(tag, fontsize=9)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_xlabel("frames", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel, where rich outputs can be updated in place."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class LivePlot:
+    """A `train(callback=...)` callback: scores and frames/s, redrawn in place while training.
+
+    Inside Jupyter it keeps one output (an IPython display handle) and replaces its PNG on
+    every call; elsewhere it prints one line per call. Either way the data stays available:
+    `last` is the latest `Progress`, `history` holds (elapsed seconds, frames, frames/s).
+    """
+
+    def __init__(
+        self,
+        window: int = 100,
+        stop_score: float | None = None,
+        title: str = "A3C training",
+        figsize: tuple[float, float] = (10.0, 3.2),
+        dpi: int = 80,
+        notebook: bool | None = None,
+    ):
+        self.window = window
+        self.stop_score = stop_score
+        self.title = title
+        self.dpi = dpi
+        self.notebook = _in_notebook() if notebook is None else notebook
+        self.fig = Figure(figsize=figsize)
+        self.ax_scores, self.ax_fps = self.fig.subplots(1, 2, width_ratios=[3, 2])
+        self.last: Progress | None = None
+        self.history: list[tuple[float, int, float]] = []
+        self.calls = 0
+        self._handle: Any = None
+
+    def __call__(self, progress: Progress) -> None:
+        self.last = progress
+        self.history.append((progress.elapsed, progress.frames, progress.fps))
+        self.calls += 1
+        if self.notebook:
+            self._show()
+        else:
+            print(self.status(), flush=True)
+
+    def status(self) -> str:
+        """One line: frames, episodes, mean score, frames/s."""
+        p = self.last
+        if p is None:
+            return "no progress yet"
+        mean = "n/a" if math.isnan(p.mean_score) else f"{p.mean_score:.1f}"
+        return (
+            f"{p.elapsed:6.1f}s  frames {p.frames:,}  episodes {p.episodes:,}  "
+            f"mean score {mean}  {p.fps:,.0f} frames/s"
+        )
+
+    def draw(self) -> Figure:
+        """Redraw both panels from the data so far and return the figure."""
+        for ax in (self.ax_scores, self.ax_fps):
+            ax.clear()
+        p = self.last
+        if p is not None and p.scores:
+            plot_scores(
+                p.scores,
+                p.score_frames,
+                window=self.window,
+                stop_score=self.stop_score,
+                ax=self.ax_scores,
+            )
+        else:
+            self.ax_scores.text(0.5, 0.5, "waiting for the first episode", ha="center")
+            self.ax_scores.set_xlabel("frames (agent steps)")
+        self.ax_scores.set_title(self.status() if p is not None else self.title, fontsize=9)
+        if self.history:
+            elapsed, _, fps = zip(*self.history, strict=True)
+            self.ax_fps.plot(elapsed, fps, marker=".", lw=1.2)
+        self.ax_fps.set_xlabel("seconds since start")
+        self.ax_fps.set_ylabel("frames / s (steady)")
+        self.ax_fps.set_ylim(bottom=0)
+        self.ax_fps.grid(alpha=0.3)
+        self.fig.suptitle(self.title, fontsize=10)
+        self.fig.tight_layout()
+        return self.fig
+
+    def png(self) -> bytes:
+        """The current figure as PNG bytes."""
+        buf = io.BytesIO()
+        self.draw().savefig(buf, format="png", dpi=self.dpi)
+        return buf.getvalue()
+
+    def _show(self) -> None:
+        from IPython.display import Image, display
+
+        image = Image(data=self.png(), format="png")
+        if self._handle is None:
+            self._handle = display(image, display_id=True)
+        else:
+            self._handle.update(image)

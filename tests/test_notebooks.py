@@ -1,0 +1,148 @@
+"""Every notebook runs top to bottom in quick mode, calls `lib` instead of copying it, and
+notebook 05 trains with the very function the command line uses."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from IPython.core.inputtransformer2 import TransformerManager
+from nbclient import NotebookClient
+
+import lib.train
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+CELL_TIMEOUT = 300
+
+
+def notebook_ids() -> list[str]:
+    return [p.stem for p in NOTEBOOK_PATHS]
+
+
+def code_of(path: Path) -> ast.Module:
+    """The notebook's code cells as one Python module (magics turned into plain calls)."""
+    nb = nbformat.read(path, as_version=4)
+    transform = TransformerManager().transform_cell
+    source = "\n".join(transform(c.source) for c in nb.cells if c.cell_type == "code")
+    return ast.parse(source, filename=str(path))
+
+
+def lib_definitions() -> set[str]:
+    """Names of every top-level function and class defined in lib/*.py."""
+    names = set()
+    for module in (ROOT / "lib").glob("*.py"):
+        tree = ast.parse(module.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+    return names
+
+
+def calls_to(tree: ast.AST, module: str, name: str) -> list[ast.Call]:
+    """Calls of `module.name`: as `module.name(...)` or after `from module import name`."""
+    imported = any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == module
+        and any(alias.name == name and alias.asname in (None, name) for alias in node.names)
+        for node in ast.walk(tree)
+    )
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == name:
+            if ast.unparse(func.value) == module:
+                found.append(node)
+        elif isinstance(func, ast.Name) and func.id == name and imported:
+            found.append(node)
+    return found
+
+
+def test_the_course_has_notebooks_one_to_five():
+    stems = notebook_ids()
+    for prefix in ("01_", "02_", "03_", "04_", "05_"):
+        assert any(s.startswith(prefix) for s in stems), f"no notebook {prefix}*.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=notebook_ids())
+def test_notebook_does_not_redefine_lib(path):
+    defined = {
+        node.name
+        for node in ast.walk(code_of(path))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    clashes = defined & lib_definitions()
+    assert not clashes, f"{path.name} defines {sorted(clashes)}; import them from lib instead"
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=notebook_ids())
+def test_notebook_imports_lib_and_has_the_skeleton(path):
+    tree = code_of(path)
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+    modules = {a.name for n in imports if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module for n in imports if isinstance(n, ast.ImportFrom)}
+    assert any(m == "lib" or m.startswith("lib.") for m in modules)
+    assert calls_to(tree, "lib", "quick_mode"), "the notebook must honour A3C_QUICK"
+    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+    for heading in ("What you will learn", "## Summary", "## Exercises"):
+        assert heading in text, f"{path.name} lacks '{heading}'"
+
+
+def test_notebook_05_trains_with_the_function_the_cli_uses():
+    (nb05,) = [p for p in NOTEBOOK_PATHS if p.stem.startswith("05_")]
+    calls = calls_to(code_of(nb05), "lib.a3c", "train")
+    assert calls, "notebook 05 must call lib.a3c.train"
+    assert any(kw.arg == "callback" for call in calls for kw in call.keywords)
+    main = ast.parse(inspect.getsource(lib.train.main))
+    assert calls_to(main, "lib.a3c", "train"), "lib.train.main no longer calls lib.a3c.train"
+
+
+def _outputs_of(nb) -> list[dict]:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=notebook_ids())
+def test_committed_notebook_is_small_and_renders_on_github(path):
+    nb = nbformat.read(path, as_version=4)
+    assert path.stat().st_size < 2_000_000, f"{path.name} is {path.stat().st_size:,} bytes"
+    assert "widgets" not in nb.metadata, "widget state does not render on GitHub"
+    outputs = _outputs_of(nb)
+    assert outputs, f"{path.name} was committed without outputs"
+    assert not [o for o in outputs if o.output_type == "error"], f"{path.name} has errors"
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert images, f"{path.name} shows no picture"
+    for o in outputs:
+        assert "application/vnd.jupyter.widget-view+json" not in o.get("data", {})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=notebook_ids())
+def test_notebook_executes_in_quick_mode(path, monkeypatch):
+    """Run a copy (the committed file and its outputs are never touched) in the notebooks
+    folder, so run folders land in the git-ignored notebooks/runs/."""
+    monkeypatch.setenv("A3C_QUICK", "1")
+    committed = path.read_bytes()
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    start = time.monotonic()
+    client.execute()  # raises CellExecutionError, naming the cell, on any error
+    print(f"{path.name}: {time.monotonic() - start:.1f} s in quick mode")
+    assert path.read_bytes() == committed
+    outputs = _outputs_of(nb)
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
