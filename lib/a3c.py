@@ -441,9 +441,9 @@ def train(
         stop_reason, error = "error", f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        end = time.monotonic()  # the run's clock stops here; clean-up is not training time
         workers.stop()
         torch.set_num_threads(saved_threads)
-        end = time.monotonic()
         if bar is not None:
             bar.close()
         tb.flush(frames)

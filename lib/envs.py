@@ -28,6 +28,8 @@ from gymnasium.wrappers import (
 )
 
 gym.register_envs(ale_py)
+# The emulator greets every new env on stderr; keep notebooks and worker logs clean.
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
 
 DEFAULT_ENV_ID = "PongNoFrameskip-v4"
 FRAME_STACK = 4

@@ -7,6 +7,7 @@ Plays episodes with a saved model (the policy's most likely action, or sampled w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,11 @@ import torch
 
 from lib.checkpoint import CheckpointError, load_model
 from lib.envs import make_env
+
+# CartPole draws its frames with pygame, which wants a sound card and a window; it needs neither.
+for _name in ("SDL_AUDIODRIVER", "SDL_VIDEODRIVER"):
+    os.environ.setdefault(_name, "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 
 def play_episode(
@@ -51,13 +57,20 @@ def play_episode(
     return score, frames
 
 
-def write_gif(frames: list[np.ndarray], path: str | Path, fps: int = 30, every: int = 2) -> Path:
-    """Save RGB frames as an animated GIF (every `every`-th frame, to keep it small)."""
+def write_gif(
+    frames: list[np.ndarray], path: str | Path, fps: int = 30, every: int = 2, scale: float = 1.0
+) -> Path:
+    """Save RGB frames as an animated GIF: every `every`-th frame, resized by `scale`, to keep
+    it small."""
     from PIL import Image
 
     if not frames:
         raise ValueError("no frames to write")
     images = [Image.fromarray(f) for f in frames[::every]]
+    if scale != 1.0:
+        w, h = images[0].size
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        images = [img.resize(size, Image.Resampling.BILINEAR) for img in images]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     images[0].save(
@@ -74,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", action="store_true", help="sample actions instead of argmax")
     p.add_argument("--max-steps", type=int, default=20_000, help="cap on steps per episode")
     p.add_argument("--gif", help="write the first episode to this GIF file")
+    p.add_argument("--gif-scale", type=float, default=1.0, help="resize the GIF's frames")
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error("--episodes must be >= 1")
@@ -90,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         scores.append(score)
         print(f"episode {i + 1}: score {score:g}")
         if record:
-            print(f"wrote {write_gif(frames, args.gif)} ({len(frames)} frames)")
+            path = write_gif(frames, args.gif, scale=args.gif_scale)
+            print(f"wrote {path} ({len(frames)} frames)")
     print(f"mean score over {len(scores)} episodes: {np.mean(scores):.2f}")
     return 0
 
