@@ -26,7 +26,7 @@ SHAPE = (32, 4, 84, 84)
 KINDS = ("numpy uint8", "numpy float32", "torch uint8 (shm)")
 
 
-def _producer(kind: str, count: int, q) -> None:
+def _producer(kind: str, count: int, q, done) -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, SHAPE, dtype=np.uint8)
@@ -40,6 +40,9 @@ def _producer(kind: str, count: int, q) -> None:
         else:
             q.put(states)
     q.put(None)
+    # A shared-memory tensor is fetched from its sender when the receiver unpickles it: a
+    # producer that exits early leaves the learner with "connection reset" (seen here).
+    done.wait(timeout=600)
 
 
 def measure(kind: str, count: int) -> tuple[float, int]:
@@ -47,7 +50,8 @@ def measure(kind: str, count: int) -> tuple[float, int]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue(maxsize=4)
     fds_before = len(os.listdir("/proc/self/fd"))
-    proc = ctx.Process(target=_producer, args=(kind, count, q))
+    done = ctx.Event()
+    proc = ctx.Process(target=_producer, args=(kind, count, q, done))
     proc.start()
     first = q.get(timeout=120)  # start-up (spawn, imports) excluded
     t0, received = time.monotonic(), 0
@@ -60,6 +64,7 @@ def measure(kind: str, count: int) -> tuple[float, int]:
         del item
     rate = received / (time.monotonic() - t0)
     del first
+    done.set()
     proc.join()
     return rate, len(os.listdir("/proc/self/fd")) - fds_before
 
