@@ -61,7 +61,8 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 def save(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    # one line: the learning results hold every episode's score, and indenting them triples the file
+    path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
     return path
 
 

@@ -37,7 +37,7 @@ def _row(solved, frames, seconds, fps, scores, score_frames, score_seconds) -> d
         "mean_score": mean_last(scores),
         "scores": scores,
         "score_frames": score_frames,
-        "score_seconds": score_seconds,
+        "score_seconds": [round(t, 2) for t in score_seconds],
     }
 
 
