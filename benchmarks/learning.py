@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import tempfile
 from dataclasses import replace
 
 import numpy as np
 
-from benchmarks.common import machine, machine_line, median, save, table
+from benchmarks.common import machine, machine_line, median, save, table, train_in_tmp
 from lib import get_preset
-from lib.a3c import Progress, train
+from lib.a3c import Progress
 from lib.sync_a2c import train_a2c
 
 
@@ -43,14 +42,12 @@ def _row(solved, frames, seconds, fps, scores, score_frames, score_seconds) -> d
 
 def run_a3c(config) -> dict:
     last: list[Progress] = []
-    with tempfile.TemporaryDirectory() as run_dir:
-        s = train(
-            config,
-            run_dir=run_dir,
-            progress=False,
-            callback=lambda p: last.__setitem__(slice(None), [p]),
-            callback_seconds=5.0,
-        )
+    s = train_in_tmp(
+        config,
+        device="auto",
+        callback=lambda p: last.__setitem__(slice(None), [p]),
+        callback_seconds=5.0,
+    )
     p = last[0]
     return _row(
         s.solved, s.frames, s.wall_seconds, s.steady_fps, p.scores, p.score_frames, p.score_seconds

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from dataclasses import replace
 
 import psutil
 
-from benchmarks.common import machine, machine_line, median, save, table
+from benchmarks.common import machine, machine_line, median, save, table, train_in_tmp
 from lib import get_preset
-from lib.a3c import Progress, train
+from lib.a3c import Progress
 
 
 def layouts(cores: int) -> list[int]:
@@ -41,15 +40,7 @@ def run_once(config, frames: int) -> tuple[float, float, float]:
             except psutil.Error:
                 pass
 
-    with tempfile.TemporaryDirectory() as run_dir:
-        s = train(
-            replace(config, max_frames=frames),
-            run_dir=run_dir,
-            device="cpu",
-            progress=False,
-            callback=sample,
-            callback_seconds=2.0,
-        )
+    s = train_in_tmp(replace(config, max_frames=frames), callback=sample, callback_seconds=2.0)
     learner_mb = me.memory_info().rss / 2**20
     return s.steady_fps, (median(uss) if uss else float("nan")), learner_mb
 

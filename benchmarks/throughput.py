@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from dataclasses import replace
 
@@ -24,10 +23,9 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from benchmarks.common import machine, machine_line, median, save, table
+from benchmarks.common import machine, machine_line, median, save, table, train_in_tmp
 from lib import RandomAgent, get_preset, make_env, make_net
 from lib.a2c import Batch, a2c_update
-from lib.a3c import train
 from lib.config import A3CConfig
 from lib.envs import obs_shape_and_actions
 from lib.sync_a2c import train_a2c
@@ -114,13 +112,7 @@ def learner_ceiling(config: A3CConfig, seconds: float, threads: int | None = Non
 
 
 def a3c_fps(config: A3CConfig, frames: int) -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as run_dir:
-        s = train(
-            replace(config, max_frames=frames),
-            run_dir=run_dir,
-            device="cpu",
-            progress=False,
-        )
+    s = train_in_tmp(replace(config, max_frames=frames))
     return s.steady_fps, s.startup_seconds
 
 
