@@ -1,4 +1,5 @@
-"""The figures the notebooks show: frames, n-step windows, score curves, a live training plot.
+"""The figures the notebooks show: frames, n-step windows, score curves, a live training plot,
+and the benchmark results of notebook 6.
 
 Every function returns the matplotlib objects it made, so a notebook can tweak them and a test
 can look inside. Figures made here with `plt.subplots` are shown by Jupyter at the end of the
@@ -8,9 +9,12 @@ cell; `LivePlot` instead draws on its own `Figure` and updates one output in pla
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
@@ -295,3 +299,229 @@ class LivePlot:
             self._handle = display(image, display_id=True)
         else:
             self._handle.update(image)
+
+
+# Notebook 6: figures from the JSON files the benchmarks write (benchmarks/results/*.json).
+
+
+def load_benchmark(name: str, results_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The result a benchmark saved as `results_dir/<name>.json`, or None if there is none.
+
+    A missing file is not an error: the notebook says how to make it (`make bench`) and goes on.
+    """
+    path = Path(results_dir) / f"{name}.json"
+    if not path.exists():
+        print(
+            f"{path.name} is missing from {path.parent}: run `make bench` in the repository root "
+            "to measure it on this machine, then run this notebook again."
+        )
+        return None
+    return json.loads(path.read_text())
+
+
+def plot_median_bars(
+    runs: Mapping[str, Sequence[float]],
+    labels: Mapping[str, str] | None = None,
+    colors: Mapping[str, str] | None = None,
+    xlabel: str = "",
+    ax: Axes | None = None,
+    value_format: str = "{:,.0f}",
+) -> Axes:
+    """One horizontal bar per key, first key on top: the bar is the median of the key's runs,
+    the black dots are the runs themselves and the number is the median."""
+    keys = list(runs)
+    if not keys:
+        raise ValueError("no runs to show")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.42 * len(keys) + 1.1))
+    top = max(max(runs[k]) for k in keys)
+    for row, key in enumerate(keys):
+        y = len(keys) - 1 - row
+        values = np.asarray(runs[key], dtype=np.float64)
+        median = float(np.median(values))
+        color = (colors or {}).get(key, "tab:blue")
+        ax.barh(y, median, height=0.6, color=color, alpha=0.75)
+        ax.scatter(values, np.full(values.size, y), s=14, color="black", zorder=3)
+        ax.text(
+            max(median, values.max()) + 0.015 * top,
+            y,
+            value_format.format(median),
+            va="center",
+            fontsize=8,
+        )
+    ax.set_yticks(range(len(keys)), [(labels or {}).get(k, k) for k in reversed(keys)])
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlim(0, 1.15 * top)
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def _throughput_color(key: str) -> str:
+    if key.startswith("a3c_"):
+        return "lightsteelblue"
+    if key.startswith("a3c"):
+        return "tab:blue"
+    if key.startswith("a2c"):
+        return "tab:orange"
+    return "0.6"  # ceilings
+
+
+def plot_throughput(
+    result: Mapping[str, Any], ax: Axes | None = None, frame_skip: int | None = 4
+) -> Axes:
+    """The rows of `benchmarks.throughput` (ceilings grey, A3C blue, single-process A2C orange):
+    median frames/s as bars, each repeat as a dot; emulator frames/s on the top axis."""
+    runs = result["runs"]
+    labels = {k: re.sub(r"\b1 threads\b", "1 thread", result["labels"].get(k, k)) for k in runs}
+    ax = plot_median_bars(
+        runs,
+        labels=labels,
+        colors={k: _throughput_color(k) for k in runs},
+        xlabel="frames/s (agent steps consumed by the learner)",
+        ax=ax,
+    )
+    if frame_skip:
+        top = ax.secondary_xaxis(
+            "top", functions=(lambda x: x * frame_skip, lambda x: x / frame_skip)
+        )
+        top.xaxis.set_major_formatter(EngFormatter(sep=""))
+        top.set_xlabel(f"emulator frames/s (frame skip {frame_skip})", fontsize=8)
+        top.tick_params(labelsize=8)
+    ax.set_title(
+        f"{result['preset']}: {result['processes']} workers × {result['envs_per_process']} envs, "
+        f"median of {result['repeats']} (dots: each run)",
+        fontsize=10,
+    )
+    return ax
+
+
+def plot_scaling(result: Mapping[str, Any], size: tuple[float, float] = (10.0, 3.2)) -> Figure:
+    """`benchmarks.scaling`: frames/s against the number of worker processes (left, with the
+    linear speed-up from one worker dashed) and the memory of each process (right)."""
+    layouts = sorted((int(n), d) for n, d in result["layouts"].items())
+    workers = [n for n, _ in layouts]
+    medians = [d["fps_median"] for _, d in layouts]
+    fig, (ax_fps, ax_mem) = plt.subplots(1, 2, figsize=size)
+    for n, d in layouts:
+        ax_fps.scatter([n] * len(d["fps"]), d["fps"], s=14, color="black", zorder=3)
+    ax_fps.plot(workers, medians, "o-", color="tab:blue", label="A3C, median")
+    ax_fps.plot(
+        workers,
+        [medians[0] * n / workers[0] for n in workers],
+        "--",
+        color="gray",
+        lw=1,
+        label="linear from the first",
+    )
+    ax_fps.set_xticks(workers)
+    ax_fps.set_xlabel(f"worker processes ({result['envs_per_process']} envs each)")
+    ax_fps.set_ylabel("frames/s (steady)")
+    ax_fps.set_ylim(bottom=0)
+    ax_fps.legend(fontsize=8)
+    ax_fps.grid(alpha=0.3)
+
+    x = np.arange(len(workers))
+    uss = [d["worker_uss_mb"] for _, d in layouts]
+    rss = [d["learner_rss_mb"] for _, d in layouts]
+    ax_mem.bar(x - 0.2, uss, width=0.4, color="tab:blue", label="each worker (USS)")
+    ax_mem.bar(x + 0.2, rss, width=0.4, color="0.6", label="learner (RSS)")
+    ax_mem.set_xticks(x, [str(n) for n in workers])
+    ax_mem.set_xlabel("worker processes")
+    ax_mem.set_ylabel("memory (MiB)")
+    ax_mem.set_ylim(0, 1.3 * np.nanmax([*uss, *rss]))
+    ax_mem.legend(fontsize=8, loc="upper center", ncols=2)
+    ax_mem.grid(axis="y", alpha=0.3)
+    fig.suptitle(
+        f"{result['preset']}: scaling, median of {result['repeats']} runs of "
+        f"{result['frames_per_run']:,} frames",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    x: str = "frames",
+    window: int = 100,
+    stop_score: float | None = None,
+    labels: Mapping[str, str] | None = None,
+    colors: Mapping[str, str] | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Running mean of the episode scores, one line per seed, against `x` = "frames" or
+    "seconds" (wall clock since the start of the run). Each run is a `benchmarks.learning` row
+    with `scores`, `score_frames` and `score_seconds`; its end is marked o if it reached the
+    stop score, x if it ran out of budget."""
+    if x not in ("frames", "seconds"):
+        raise ValueError(f"x={x!r}: use 'frames' or 'seconds'")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    default_colors = iter(["tab:blue", "tab:orange", "tab:green", "tab:red"])
+    for name, seeds in runs.items():
+        color = (colors or {}).get(name) or next(default_colors)
+        label = (labels or {}).get(name, name)
+        for i, run in enumerate(seeds):
+            xs = np.asarray(run[f"score_{x}"], dtype=np.float64)
+            if xs.size == 0:
+                continue
+            ys = running_mean(run["scores"], window)
+            ax.plot(
+                xs,
+                ys,
+                color=color,
+                lw=1.2,
+                alpha=0.85,
+                label=f"{label} ({len(seeds)} seed{'s' * (len(seeds) > 1)})" if i == 0 else None,
+            )
+            ax.plot(xs[-1], ys[-1], "o" if run.get("solved") else "x", color=color, ms=5)
+    if stop_score is not None:
+        ax.axhline(stop_score, color="gray", ls="--", lw=1)
+    if x == "frames":
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_xlabel("frames (agent steps)")
+    else:
+        ax.set_xlabel("wall-clock seconds since the start")
+    ax.set_ylabel(f"score (mean of last {window})")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def learning_table(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]], labels: Mapping[str, str] | None = None
+) -> str:
+    """A markdown table of `benchmarks.learning` runs: one row per seed, then mean ± std (over
+    seeds, n-1) of the frames, seconds, steady frames/s and final mean score."""
+
+    def mean_std(values: Sequence[float], fmt: str) -> str:
+        v = np.asarray(values, dtype=np.float64)
+        if v.size > 1:
+            return f"{fmt.format(v.mean())} ± {fmt.format(v.std(ddof=1))}"
+        return fmt.format(v.mean()) if v.size else ""
+
+    columns = [
+        ("frames", "{:,.0f}"),
+        ("seconds", "{:,.1f}"),
+        ("steady_fps", "{:,.0f}"),
+        ("mean_score", "{:,.1f}"),
+    ]
+    head = "| run | seed | solved | frames | seconds | steady frames/s | mean score (last 100) |"
+    lines = [head, "|---|---|---|---:|---:|---:|---:|"]
+    for name, seeds in runs.items():
+        label = (labels or {}).get(name, name)
+        for i, run in enumerate(seeds):
+            cells = [fmt.format(run[key]) for key, fmt in columns]
+            lines.append(
+                f"| {label} | {i} | {'yes' if run['solved'] else 'no'} | "
+                + " | ".join(cells)
+                + " |"
+            )
+        if seeds:
+            solved = sum(bool(r["solved"]) for r in seeds)
+            cells = [f"**{mean_std([r[key] for r in seeds], fmt)}**" for key, fmt in columns]
+            lines.append(
+                f"| **{label}** | mean ± std | {solved}/{len(seeds)} | " + " | ".join(cells) + " |"
+            )
+    return "\n".join(lines)

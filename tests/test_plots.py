@@ -2,6 +2,8 @@
 
 import io
 import itertools
+import json
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,18 +12,25 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from toy_envs import CountEnv, zero_agent
 
-from lib import ExperienceSourceFirstLast, make_env
+from lib import ExperienceSourceFirstLast, get_preset, make_env
 from lib.a3c import Progress
 from lib.plots import (
     LivePlot,
+    learning_table,
+    load_benchmark,
+    plot_learning_curves,
+    plot_median_bars,
     plot_nstep_windows,
     plot_scalars,
+    plot_scaling,
     plot_scores,
+    plot_throughput,
     read_scalars,
     running_mean,
     show_frame_stack,
     show_images,
 )
+from lib.sync_a2c import train_a2c
 
 
 @pytest.fixture(autouse=True)
@@ -156,3 +165,136 @@ def test_scalars_read_back_from_an_event_file(tmp_path):
     np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [1000, 1100, 1200, 1300, 1400])
     with pytest.raises(KeyError, match="charts/nothing"):
         read_scalars(tmp_path, ["charts/nothing"])
+
+
+# Notebook 6: the benchmark figures.
+
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+
+
+def test_load_benchmark_reads_json_and_names_make_bench_when_missing(tmp_path, capsys):
+    assert load_benchmark("scaling_pong", tmp_path) is None
+    out = capsys.readouterr().out
+    assert "scaling_pong.json is missing" in out and "make bench" in out
+    (tmp_path / "x.json").write_text(json.dumps({"runs": {"a": [1.0]}}))
+    assert load_benchmark("x", tmp_path) == {"runs": {"a": [1.0]}}
+
+
+def test_median_bars_known_values():
+    ax = plot_median_bars(
+        {"slow": [1.0, 2.0, 9.0], "fast": [4.0, 4.0]},
+        labels={"slow": "the slow one"},
+        colors={"fast": "tab:orange"},
+        xlabel="things/s",
+    )
+    bars = ax.patches
+    assert [b.get_width() for b in bars] == [2.0, 4.0]  # medians, first key on top
+    assert [b.get_y() + b.get_height() / 2 for b in bars] == [1.0, 0.0]
+    np.testing.assert_array_equal(ax.collections[0].get_offsets()[:, 0], [1, 2, 9])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["fast", "the slow one"]
+    assert [t.get_text() for t in ax.texts] == ["2", "4"]
+    assert ax.get_xlabel() == "things/s"
+    with pytest.raises(ValueError, match="no runs"):
+        plot_median_bars({})
+
+
+def test_throughput_figure_from_the_committed_benchmark():
+    result = json.loads((RESULTS / "throughput_pong_2x4.json").read_text())
+    ax = plot_throughput(result)
+    keys = list(result["runs"])
+    widths = [b.get_width() for b in ax.patches]
+    np.testing.assert_allclose(widths, [np.median(result["runs"][k]) for k in keys])
+    np.testing.assert_allclose(widths, [result["median"][k] for k in keys])
+    labels = [t.get_text() for t in ax.get_yticklabels()][::-1]
+    assert labels[keys.index("a3c")] == "A3C (lib.a3c.train)"
+    assert not any("1 threads" in label for label in labels)
+    colors = dict(zip(keys, (b.get_facecolor()[:3] for b in ax.patches), strict=True))
+    assert colors["a3c"] != colors["a2c_t1"] != colors["env"]
+    (top,) = ax.child_axes  # emulator frames: 4 per agent step
+    assert "frame skip 4" in top.get_xlabel()
+    assert "frames/s" in ax.get_xlabel()
+
+
+def test_scaling_figure_known_values():
+    result = {
+        "preset": "pong",
+        "envs_per_process": 4,
+        "frames_per_run": 6000,
+        "repeats": 2,
+        "layouts": {  # JSON turns the worker counts into strings
+            "2": {
+                "fps": [700.0, 500.0],
+                "fps_median": 600.0,
+                "worker_uss_mb": 90.0,
+                "learner_rss_mb": 700.0,
+            },
+            "1": {
+                "fps": [400.0, 400.0],
+                "fps_median": 400.0,
+                "worker_uss_mb": 80.0,
+                "learner_rss_mb": 650.0,
+            },
+        },
+    }
+    fig = plot_scaling(result)
+    ax_fps, ax_mem = fig.axes
+    median, linear = ax_fps.lines
+    np.testing.assert_array_equal(median.get_xdata(), [1, 2])
+    np.testing.assert_array_equal(median.get_ydata(), [400, 600])
+    np.testing.assert_array_equal(linear.get_ydata(), [400, 800])
+    assert [b.get_height() for b in ax_mem.patches] == [80.0, 90.0, 650.0, 700.0]
+    assert ax_mem.get_ylabel() == "memory (MiB)"
+
+
+@pytest.fixture(scope="module")
+def a2c_run():
+    """A real, short single-process A2C run on CartPole, as benchmarks.learning saves one."""
+    r = train_a2c(get_preset("cartpole"), max_frames=3_000, device="cpu", threads=1)
+    return {
+        "solved": r.solved,
+        "frames": r.frames,
+        "seconds": r.wall_seconds,
+        "steady_fps": r.steady_fps,
+        "mean_score": float(np.mean(r.scores[-100:])),
+        "scores": r.scores,
+        "score_frames": r.score_frames,
+        "score_seconds": r.score_seconds,
+    }
+
+
+def test_learning_curves_from_a_real_run(a2c_run):
+    assert len(a2c_run["scores"]) > 50
+    for x in ("frames", "seconds"):
+        ax = plot_learning_curves({"a2c": [a2c_run]}, x=x, stop_score=475.0, labels={"a2c": "A2C"})
+        curve, end, stop = ax.lines
+        np.testing.assert_array_equal(curve.get_xdata(), a2c_run[f"score_{x}"])
+        np.testing.assert_allclose(curve.get_ydata(), running_mean(a2c_run["scores"], 100))
+        assert end.get_marker() == "x"  # 3,000 frames do not solve CartPole
+        assert stop.get_ydata()[0] == 475.0
+        assert curve.get_label() == "A2C (1 seed)"
+        assert ax.get_xlabel().startswith("frames" if x == "frames" else "wall-clock seconds")
+    with pytest.raises(ValueError, match="episodes"):
+        plot_learning_curves({"a2c": [a2c_run]}, x="episodes")
+
+
+def test_learning_table_known_values(a2c_run):
+    solved = {
+        "solved": True,
+        "frames": 100,
+        "seconds": 2.0,
+        "steady_fps": 50.0,
+        "mean_score": 480.0,
+    }
+    failed = {
+        "solved": False,
+        "frames": 300,
+        "seconds": 4.0,
+        "steady_fps": 75.0,
+        "mean_score": 20.0,
+    }
+    lines = learning_table({"a3c": [solved, failed]}, labels={"a3c": "A3C"}).splitlines()
+    assert lines[2] == "| A3C | 0 | yes | 100 | 2.0 | 50 | 480.0 |"
+    assert lines[3] == "| A3C | 1 | no | 300 | 4.0 | 75 | 20.0 |"
+    assert lines[4].startswith("| **A3C** | mean ± std | 1/2 | **200 ± 141** | **3.0 ± 1.4** |")
+    one = learning_table({"a2c": [a2c_run]}).splitlines()
+    assert one[-1].startswith(f"| **a2c** | mean ± std | 0/1 | **{a2c_run['frames']:,}** |")
