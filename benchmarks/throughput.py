@@ -121,6 +121,10 @@ def a2c_fps(config: A3CConfig, frames: int, threads: int) -> tuple[float, float]
     return r.steady_fps, r.startup_seconds
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
 def combined_ceiling(median: dict[str, float], processes: int, cores: int) -> float:
     """Frames/s if the machine did all three jobs with every core busy and nothing wasted.
 
@@ -157,10 +161,10 @@ def main(argv: list[str] | None = None) -> dict:
     labels = {
         "env": "env ceiling (random actions, no net)",
         "inference": "inference ceiling (forward only)",
-        **{f"learner_t{t}": f"learner ceiling (updates only, {t} threads)" for t in threads},
+        **{f"learner_t{t}": f"learner ceiling (updates only, {_threads(t)})" for t in threads},
         "a3c": "A3C (lib.a3c.train)",
         "a3c_seed_bootstrap": "A3C, second forward pass for V (the seed's way)",
-        **{f"a2c_t{t}": f"single-process A2C ({t} threads)" for t in threads},
+        **{f"a2c_t{t}": f"single-process A2C ({_threads(t)})" for t in threads},
     }
     runs: dict[str, list[float]] = {k: [] for k in keys}
     startup: dict[str, list[float]] = {k: [] for k in keys if k.startswith("a")}
