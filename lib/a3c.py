@@ -350,7 +350,7 @@ def train(
                 if now - last_check >= WORKER_CHECK_SECONDS:
                     workers.check()
                     last_check = now
-                if now - last_ckpt >= config.checkpoint_minutes * 60:
+                if updates and now - last_ckpt >= config.checkpoint_minutes * 60:
                     save_checkpoint(ckpt_dir / "last.pt", checkpoint_state())
                     last_ckpt = now
                 if callback is not None and now - last_callback >= callback_seconds:

@@ -12,6 +12,7 @@ import psutil
 import pytest
 import torch
 from procs import alive, wait_for, workers_of
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lib import get_preset
 from lib.a2c import NumericalError
@@ -59,6 +60,27 @@ def test_worker_exception_carries_its_traceback(tmp_path):
     with pytest.raises(WorkerError, match="boom: CrashEnv failed on purpose") as err:
         train(config, run_dir=tmp_path, progress=False)
     assert "Traceback" in str(err.value) and "CrashEnv" in str(err.value)
+
+
+def test_segfaulting_worker_is_named_with_its_signal(tmp_path):
+    config = cartpole(env_id="toy_envs:Segfault-v0")
+    with pytest.raises(WorkerError, match=r"worker \d \(pid \d+\) was killed by signal 11"):
+        train(config, run_dir=tmp_path, progress=False)
+
+
+def test_checkpoint_is_saved_periodically_while_training(tmp_path):
+    seen = []
+
+    def look(progress):
+        ckpt = tmp_path / "checkpoints" / "last.pt"
+        if ckpt.exists():
+            seen.append((progress.frames, load_checkpoint(ckpt)["frames"]))
+
+    config = cartpole(max_frames=0, max_seconds=8, checkpoint_minutes=0.02)  # every 1.2 s
+    summary = train(config, run_dir=tmp_path, progress=False, callback=look, callback_seconds=1)
+    during = [saved for now, saved in seen[:-1]]  # the last callback comes after the exit save
+    assert len(set(during)) >= 2, seen  # several different saves before the run ended
+    assert all(0 < saved < summary.frames for saved in during)
 
 
 def test_nan_loss_stops_training_and_keeps_a_good_checkpoint(tmp_path):
@@ -140,6 +162,10 @@ def test_resume_continues_counters_and_refuses_another_preset(tmp_path):
     assert after["optimizer"]["state"][0]["step"].item() == step_before + (
         second.updates - first.updates
     )
+    # TensorBoard steps go on from the checkpoint's frame count
+    acc = EventAccumulator(str(tmp_path / "b"))
+    acc.Reload()
+    assert min(e.step for e in acc.Scalars("losses/total")) > before["frames"]
     with pytest.raises(CheckpointError, match="preset 'cartpole'.*--preset"):
         train(get_preset("pong", processes=1), run_dir=tmp_path / "c", resume=ckpt)
     assert workers_of() == []

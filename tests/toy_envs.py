@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -73,3 +76,21 @@ class NanRewardEnv(CountEnv):
 gym.register("Crash-v0", entry_point=CrashEnv)
 gym.register("NanReward-v0", entry_point=lambda: NanRewardEnv(length=20))
 gym.register("Count-v0", entry_point=lambda: CountEnv(length=20), max_episode_steps=None)
+
+
+class SegfaultEnv(CountEnv):
+    """Crashes its whole process with SIGSEGV after `crash_after` steps, as a broken C
+    extension would: no Python exception, no traceback."""
+
+    def __init__(self, crash_after: int = 200):
+        super().__init__(length=50)
+        self.crash_after, self.total = crash_after, 0
+
+    def step(self, action):
+        self.total += 1
+        if self.total > self.crash_after:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().step(action)
+
+
+gym.register("Segfault-v0", entry_point=SegfaultEnv)
