@@ -66,6 +66,9 @@ class A3CConfig:
     """Bootstrap from the V(s) the worker computed when it acted in s, instead of a second
     forward pass in unpack_batch (the seed's way, False). Same value, at most a micro-batch
     older or newer; saves about a sixth of the CPU work per frame on Pong."""
+    worker_nice: int = 10
+    """Niceness added to each worker process (0-19). The learner is the bottleneck; when it
+    has work, the workers yield the CPU to it (+13% frames/s on 2 cores, benchmarks/README.md)."""
     learner_threads: int = 0
     """torch threads for the learner; 0 = the cores the workers leave free (at least 1)."""
 
@@ -173,5 +176,6 @@ def validate(config: A3CConfig) -> A3CConfig:
     _check(c.max_seconds >= 0, "max_seconds", c.max_seconds, "must be >= 0 (0 = no limit)")
     _check(c.seed >= 0, "seed", c.seed, "must be >= 0")
     _check(c.checkpoint_minutes > 0, "checkpoint_minutes", c.checkpoint_minutes, "must be > 0")
+    _check(0 <= c.worker_nice <= 19, "worker_nice", c.worker_nice, "must be in [0, 19]")
     _check(c.learner_threads >= 0, "learner_threads", c.learner_threads, "must be >= 0 (0 = auto)")
     return c

@@ -69,6 +69,8 @@ def data_func(
     # Ctrl+C reaches the whole process group; only the learner decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
+    if config.worker_nice:
+        os.nice(config.worker_nice)  # the learner, the bottleneck, goes first
     seed = worker_seed(config, worker_id)
     torch.manual_seed(seed)
 

@@ -151,3 +151,25 @@ def test_max_seconds_bounds_the_wall_clock(tmp_path):
     summary = train(config, run_dir=tmp_path, progress=False)
     assert summary.stop_reason == "max_seconds" and summary.frames > 0
     assert 4 <= summary.wall_seconds and time.monotonic() - t0 < 4 + 15
+
+
+def test_workers_run_one_openmp_thread_at_lower_priority(tmp_path):
+    import psutil
+    from procs import workers_of
+
+    config = get_preset("cartpole", processes=2, envs_per_process=1, max_frames=0, max_seconds=6)
+    seen = {}
+    omp_before = os.environ.get("OMP_NUM_THREADS")
+
+    def look(_):
+        for w in workers_of():
+            try:
+                seen[w.pid] = (w.nice() - psutil.Process().nice(), w.environ()["OMP_NUM_THREADS"])
+            except psutil.Error:
+                pass
+
+    train(config, run_dir=tmp_path, progress=False, callback=look, callback_seconds=1)
+    assert len(seen) == 2
+    assert all(nice == config.worker_nice for nice, _ in seen.values()), seen
+    assert all(omp == "1" for _, omp in seen.values()), seen
+    assert os.environ.get("OMP_NUM_THREADS") == omp_before  # only the children got it
