@@ -61,8 +61,11 @@ class CrashEnv(CountEnv):
     def step(self, action):
         self.total += 1
         if self.total > self.crash_after:
-            raise RuntimeError("boom: CrashEnv failed on purpose")
+            self.fail()
         return super().step(action)
+
+    def fail(self):
+        raise RuntimeError("boom: CrashEnv failed on purpose")
 
 
 class NanRewardEnv(CountEnv):
@@ -78,19 +81,12 @@ gym.register("NanReward-v0", entry_point=lambda: NanRewardEnv(length=20))
 gym.register("Count-v0", entry_point=lambda: CountEnv(length=20), max_episode_steps=None)
 
 
-class SegfaultEnv(CountEnv):
-    """Crashes its whole process with SIGSEGV after `crash_after` steps, as a broken C
-    extension would: no Python exception, no traceback."""
+class SegfaultEnv(CrashEnv):
+    """Crashes its whole process with SIGSEGV, as a broken C extension would: no Python
+    exception, no traceback."""
 
-    def __init__(self, crash_after: int = 200):
-        super().__init__(length=50)
-        self.crash_after, self.total = crash_after, 0
-
-    def step(self, action):
-        self.total += 1
-        if self.total > self.crash_after:
-            os.kill(os.getpid(), signal.SIGSEGV)
-        return super().step(action)
+    def fail(self):
+        os.kill(os.getpid(), signal.SIGSEGV)
 
 
 gym.register("Segfault-v0", entry_point=SegfaultEnv)
