@@ -17,7 +17,6 @@ or raises.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import queue as queue_mod
 import signal
@@ -220,6 +219,16 @@ class _Workers:
                 self.queue.get_nowait()
 
 
+def _gather(micro_batches: list[MicroBatch], device: torch.device) -> Batch:
+    """Concatenate micro-batches into one training batch on `device` (states still uint8)."""
+    return Batch(
+        *(
+            torch.from_numpy(np.concatenate([getattr(m, name) for m in micro_batches])).to(device)
+            for name in ("states", "actions", "ref_values")
+        )
+    )
+
+
 def _all_finite(net: nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in net.parameters())
 
@@ -377,7 +386,7 @@ def train(
                         writer.add_scalar("charts/episode_steps", steps, frames)
                         if tracker.full:
                             writer.add_scalar("charts/score_mean", tracker.mean, frames)
-                        if tracker.full and tracker.mean >= (tracker.best_mean or -math.inf):
+                        if tracker.full and tracker.mean >= tracker.best_mean:
                             best_snapshot = checkpoint_state(with_optimizer=False)
                     if bar is not None:
                         best = "n/a" if tracker.best_mean is None else f"{tracker.best_mean:.1f}"
@@ -400,18 +409,11 @@ def train(
                 if batch_len < config.batch_size:
                     continue
 
-                states = torch.from_numpy(np.concatenate([b.states for b in batch])).to(dev)
-                actions = torch.from_numpy(np.concatenate([b.actions for b in batch])).to(dev)
-                refs = torch.from_numpy(np.concatenate([b.ref_values for b in batch])).to(dev)
+                data = _gather(batch, dev)
                 batch.clear()
                 batch_len = 0
-
                 loss, grad_norm = a2c_update(
-                    net,
-                    optimizer,
-                    Batch(states, actions, refs),
-                    config.entropy_beta,
-                    config.clip_grad,
+                    net, optimizer, data, config.entropy_beta, config.clip_grad
                 )
                 updates += 1
                 if first_update_time is None:
@@ -419,7 +421,7 @@ def train(
 
                 tb.track("charts/advantage", loss.advantage, frames)
                 tb.track("charts/values", loss.values, frames)
-                tb.track("charts/batch_rewards", refs, frames)
+                tb.track("charts/batch_rewards", data.ref_values, frames)
                 tb.track("losses/entropy", loss.entropy, frames)
                 tb.track("losses/policy", loss.policy, frames)
                 tb.track("losses/value", loss.value, frames)
