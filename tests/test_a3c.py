@@ -106,10 +106,10 @@ def test_play_writes_a_gif(pong_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_cartpole_preset_learns_to_475():
+def test_cartpole_preset_learns_to_475(tmp_path):
     config = get_preset("cartpole")
     t0 = time.monotonic()
-    summary = train(config, run_dir=os.path.join(ROOT, "runs", "test-cartpole"), progress=False)
+    summary = train(config, run_dir=tmp_path, progress=False)
     seconds = time.monotonic() - t0
     print(
         f"\nCartPole preset: mean {summary.mean_score:.1f} after {summary.frames} frames, "
@@ -118,6 +118,13 @@ def test_cartpole_preset_learns_to_475():
     )
     assert summary.solved and summary.stop_reason == "solved"
     assert summary.mean_score >= 475
+    # best.pt holds the model from the moment of the best mean, with the 100 scores behind it
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert len(best["scores"]) == 100
+    assert sum(best["scores"]) / 100 == pytest.approx(best["best_mean_score"])
+    assert best["best_mean_score"] == pytest.approx(summary.best_mean_score)
+    assert best["best_mean_score"] >= 475
+    assert "optimizer" not in best  # a model to play with, not a state to resume
 
 
 @pytest.mark.parametrize(
