@@ -327,6 +327,14 @@ def train(
             dynamic_ncols=True,
         )
 
+    def show_scores() -> None:
+        if bar is not None:
+            mean = "n/a" if not tracker.scores else f"{tracker.mean:.1f}"
+            best = "n/a" if tracker.best_mean is None else f"{tracker.best_mean:.1f}"
+            bar.set_postfix(episodes=tracker.episodes, mean=mean, best=best)
+
+    show_scores()
+
     def steady_fps(now: float) -> float:
         """Frames per second since the first update: start-up (spawning, env creation) left out."""
         if first_update_time is None or now <= first_update_time:
@@ -388,11 +396,7 @@ def train(
                             writer.add_scalar("charts/score_mean", tracker.mean, frames)
                         if tracker.full and tracker.mean >= tracker.best_mean:
                             best_snapshot = checkpoint_state(with_optimizer=False)
-                    if bar is not None:
-                        best = "n/a" if tracker.best_mean is None else f"{tracker.best_mean:.1f}"
-                        bar.set_postfix(
-                            episodes=tracker.episodes, mean=f"{tracker.mean:.1f}", best=best
-                        )
+                    show_scores()
                     if best_snapshot is not None and now - best_saved_at >= BEST_SAVE_SECONDS:
                         save_checkpoint(ckpt_dir / "best.pt", best_snapshot)
                         best_snapshot, best_saved_at = None, now
