@@ -70,11 +70,11 @@ def load(name: str) -> dict[str, Any]:
     return json.loads((RESULTS / f"{name}.json").read_text())
 
 
-def train_in_tmp(config: Any, **kwargs: Any) -> Any:
-    """`lib.a3c.train` on the CPU in a throw-away run folder, without a progress bar."""
+def train_in_tmp(config: Any, device: str = "cpu", **kwargs: Any) -> Any:
+    """`lib.a3c.train` in a throw-away run folder, without a progress bar."""
     import tempfile
 
     from lib.a3c import train
 
     with tempfile.TemporaryDirectory() as run_dir:
-        return train(config, run_dir=run_dir, progress=False, **{"device": "cpu", **kwargs})
+        return train(config, run_dir=run_dir, device=device, progress=False, **kwargs)

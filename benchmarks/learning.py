@@ -68,9 +68,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seconds", type=float, help="fixed wall-clock budget per run")
     p.add_argument("--processes", type=int)
     p.add_argument("--envs", type=int)
+    p.add_argument("--worker-device", choices=("learner", "cpu"))
     p.add_argument("--skip-a2c", action="store_true")
     args = p.parse_args(argv)
-    base = get_preset(args.preset, processes=args.processes, envs_per_process=args.envs)
+    base = get_preset(
+        args.preset,
+        processes=args.processes,
+        envs_per_process=args.envs,
+        worker_device=args.worker_device,
+    )
     runs: dict[str, list[dict]] = {"a3c": [], "a2c": []}
     if args.seconds:
         base = replace(base, max_seconds=args.seconds, max_frames=0)
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
         "runs": runs,
         "rows": rows,
     }
-    path = save(f"learning_{base.preset}", result)
+    path = save(f"learning_{base.preset}" + ("_cuda" if m["gpu"] else ""), result)
     budget = f"{args.seconds:.0f} s budget" if args.seconds else f"to {base.stop_score:g}"
     print(
         f"\n{base.preset} {budget}, {base.processes} workers x {base.envs_per_process} envs, "

@@ -16,7 +16,7 @@ from dataclasses import replace
 import psutil
 
 from benchmarks.common import machine, machine_line, median, save, table, train_in_tmp
-from lib import get_preset
+from lib import default_device, get_preset
 from lib.a3c import Progress
 
 
@@ -28,7 +28,7 @@ def layouts(cores: int) -> list[int]:
     return [*counts, cores]
 
 
-def run_once(config, frames: int) -> tuple[float, float, float]:
+def run_once(config, frames: int, device: str = "cpu") -> tuple[float, float, float]:
     me = psutil.Process()
     uss: list[float] = []
 
@@ -40,7 +40,9 @@ def run_once(config, frames: int) -> tuple[float, float, float]:
             except psutil.Error:
                 pass
 
-    s = train_in_tmp(replace(config, max_frames=frames), callback=sample, callback_seconds=2.0)
+    s = train_in_tmp(
+        replace(config, max_frames=frames), device, callback=sample, callback_seconds=2.0
+    )
     learner_mb = me.memory_info().rss / 2**20
     return s.steady_fps, (median(uss) if uss else float("nan")), learner_mb
 
@@ -52,11 +54,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--frames", type=int, default=6_000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-processes", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--device", default="auto", help="the learner's device: auto, cpu or cuda")
+    p.add_argument("--worker-device", default="learner", choices=("learner", "cpu"))
     args = p.parse_args(argv)
+    device = str(default_device(args.device))
     rows, data = [], {}
     for n in layouts(args.max_processes):
-        config = get_preset(args.preset, processes=n, envs_per_process=args.envs)
-        results = [run_once(config, args.frames) for _ in range(args.repeats)]
+        config = get_preset(
+            args.preset, processes=n, envs_per_process=args.envs, worker_device=args.worker_device
+        )
+        results = [run_once(config, args.frames, device) for _ in range(args.repeats)]
         fps = [r[0] for r in results]
         data[n] = {
             "fps": fps,
@@ -81,11 +88,15 @@ def main(argv: list[str] | None = None) -> dict:
         "envs_per_process": args.envs,
         "frames_per_run": args.frames,
         "repeats": args.repeats,
+        "device": device,
+        "worker_device": args.worker_device,
         "layouts": data,
     }
-    path = save(f"scaling_{args.preset}", result)
+    suffix = "" if device == "cpu" else f"_{device.split(':')[0]}_{args.worker_device}"
+    path = save(f"scaling_{args.preset}{suffix}", result)
     print(
-        f"\n{args.preset}, {args.envs} envs per worker, median of {args.repeats}; "
+        f"\n{args.preset}, {args.envs} envs per worker, learner on {device}, worker inference "
+        f"on {args.worker_device}, median of {args.repeats}; "
         f"{machine_line(m)}\n"
     )
     cols = [

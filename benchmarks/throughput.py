@@ -8,6 +8,9 @@ Everything is measured in this one run, on the Pong preset scaled to the given l
   learner ceiling    the learner's update alone on synthetic batches (all cores to itself)
   A3C                lib.a3c.train, steady state (start-up reported apart)
   A2C                lib.sync_a2c.train_a2c: same net, settings and total envs, one process
+With a GPU (`--device auto` finds it) the learner and A2C run on it, and two rows answer where
+the workers' forward passes belong: the inference ceiling on the GPU and on the CPU, and A3C
+with `worker_device="learner"` (the seed's way: on the GPU) against `worker_device="cpu"`.
 A frame is one agent step of one env consumed by the learner (the seed's count); an emulator
 frame is a quarter of that (frame skip 4), shown beside it.
 """
@@ -24,7 +27,7 @@ import torch
 import torch.multiprocessing as mp
 
 from benchmarks.common import machine, machine_line, median, save, table, train_in_tmp
-from lib import RandomAgent, get_preset, make_env, make_net
+from lib import RandomAgent, default_device, get_preset, make_env, make_net
 from lib.a2c import Batch, a2c_update
 from lib.config import A3CConfig
 from lib.envs import obs_shape_and_actions
@@ -48,16 +51,19 @@ def _env_worker(env_id: str, n_envs: int, seconds: float, seed: int, out) -> Non
     out.put(steps / (time.monotonic() - t0))
 
 
-def _inference_worker(config: A3CConfig, seconds: float, out) -> None:
+def _inference_worker(config: A3CConfig, seconds: float, device: str, out) -> None:
+    """What a worker's agent does per step: states from numpy to `device`, forward, actions back."""
     torch.set_num_threads(1)
     shape, n_actions = obs_shape_and_actions(config.env_id)
-    net = make_net(config, shape, n_actions)
-    dtype = torch.uint8 if config.net == "atari" else torch.float32
-    x = torch.zeros((config.envs_per_process, *shape), dtype=dtype)
-    samples, t0 = 0, time.monotonic()
+    net = make_net(config, shape, n_actions).to(device)
+    dtype = np.uint8 if config.net == "atari" else np.float32
+    x = np.zeros((config.envs_per_process, *shape), dtype=dtype)
     with torch.no_grad():
+        net(torch.as_tensor(x, device=device))  # warm-up (CUDA context, kernels)
+        samples, t0 = 0, time.monotonic()
         while time.monotonic() - t0 < seconds:
-            net(x)
+            logits, _ = net(torch.as_tensor(x, device=device))
+            logits.argmax(dim=1).cpu()
             samples += config.envs_per_process
     out.put(samples / (time.monotonic() - t0))
 
@@ -84,40 +90,50 @@ def env_ceiling(config: A3CConfig, seconds: float) -> float:
     )
 
 
-def inference_ceiling(config: A3CConfig, seconds: float) -> float:
-    return _parallel(_inference_worker, lambda i: (config, seconds), config.processes)
+def inference_ceiling(config: A3CConfig, seconds: float, device: str = "cpu") -> float:
+    return _parallel(_inference_worker, lambda i: (config, seconds, device), config.processes)
 
 
-def learner_ceiling(config: A3CConfig, seconds: float, threads: int | None = None) -> float:
+def learner_ceiling(
+    config: A3CConfig, seconds: float, threads: int | None = None, device: str = "cpu"
+) -> float:
     saved = torch.get_num_threads()
     torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
         shape, n_actions = obs_shape_and_actions(config.env_id)
-        net = make_net(config, shape, n_actions)
+        net = make_net(config, shape, n_actions).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate, eps=config.adam_eps)
         dtype = torch.uint8 if config.net == "atari" else torch.float32
+        # built on the CPU and moved per update, as the learner's batches are
         batch = Batch(
             torch.zeros((config.batch_size, *shape), dtype=dtype),
             torch.zeros(config.batch_size, dtype=torch.int64),
             torch.zeros(config.batch_size),
         )
-        a2c_update(net, opt, batch, config.entropy_beta, config.clip_grad)  # warm-up
+
+        def update() -> None:
+            on_device = Batch(*(t.to(device) for t in batch))
+            a2c_update(net, opt, on_device, config.entropy_beta, config.clip_grad)
+
+        update()  # warm-up
         samples, t0 = 0, time.monotonic()
         while time.monotonic() - t0 < seconds:
-            a2c_update(net, opt, batch, config.entropy_beta, config.clip_grad)
+            update()
             samples += config.batch_size
         return samples / (time.monotonic() - t0)
     finally:
         torch.set_num_threads(saved)
 
 
-def a3c_fps(config: A3CConfig, frames: int) -> tuple[float, float]:
-    s = train_in_tmp(replace(config, max_frames=frames))
+def a3c_fps(config: A3CConfig, frames: int, device: str = "cpu") -> tuple[float, float]:
+    s = train_in_tmp(replace(config, max_frames=frames), device)
     return s.steady_fps, s.startup_seconds
 
 
-def a2c_fps(config: A3CConfig, frames: int, threads: int) -> tuple[float, float]:
-    r = train_a2c(config, max_frames=frames, device="cpu", threads=threads)
+def a2c_fps(
+    config: A3CConfig, frames: int, threads: int, device: str = "cpu"
+) -> tuple[float, float]:
+    r = train_a2c(config, max_frames=frames, device=device, threads=threads)
     return r.steady_fps, r.startup_seconds
 
 
@@ -151,42 +167,58 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--frames", type=int, default=6_000, help="frames per A3C/A2C run")
     p.add_argument("--seconds", type=float, default=8.0, help="seconds per ceiling run")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="auto", help="the learner's device: auto, cpu or cuda")
     args = p.parse_args(argv)
     config = get_preset(args.preset, processes=args.processes, envs_per_process=args.envs)
+    device = str(default_device(args.device))
+    gpu = device != "cpu"
 
     cores = os.cpu_count() or 1
     threads = sorted({1, cores})
-    keys = ["env", "inference", *(f"learner_t{t}" for t in threads), "a3c", "a3c_seed_bootstrap"]
+    learners = ["learner_gpu"] if gpu else [f"learner_t{t}" for t in threads]
+    keys = ["env", "inference", *(["inference_gpu"] if gpu else []), *learners]
+    keys += ["a3c", "a3c_seed_bootstrap", *(["a3c_worker_cpu"] if gpu else [])]
     keys += [f"a2c_t{t}" for t in threads]
+    where = f", learner on {device}" if gpu else ""
     labels = {
         "env": "env ceiling (random actions, no net)",
-        "inference": "inference ceiling (forward only)",
+        "inference": "inference ceiling (forward only, CPU)",
+        "inference_gpu": f"inference ceiling (forward only, {device})",
+        "learner_gpu": f"learner ceiling (updates only, {device})",
         **{f"learner_t{t}": f"learner ceiling (updates only, {_threads(t)})" for t in threads},
-        "a3c": "A3C (lib.a3c.train)",
+        "a3c": "A3C (lib.a3c.train)" + (f", workers infer on {device}" if gpu else ""),
         "a3c_seed_bootstrap": "A3C, second forward pass for V (the seed's way)",
-        **{f"a2c_t{t}": f"single-process A2C ({_threads(t)})" for t in threads},
+        "a3c_worker_cpu": "A3C, workers infer on the CPU (worker_device='cpu')",
+        **{f"a2c_t{t}": f"single-process A2C ({_threads(t)}{where})" for t in threads},
     }
     runs: dict[str, list[float]] = {k: [] for k in keys}
     startup: dict[str, list[float]] = {k: [] for k in keys if k.startswith("a")}
-    seed_way = replace(config, reuse_values=False)
+    a3c_runs = {"a3c": config, "a3c_seed_bootstrap": replace(config, reuse_values=False)}
+    if gpu:
+        a3c_runs["a3c_worker_cpu"] = replace(config, worker_device="cpu")
     for _ in range(args.repeats):  # interleaved, so drifts in the machine hit every row alike
         runs["env"].append(env_ceiling(config, args.seconds))
         runs["inference"].append(inference_ceiling(config, args.seconds))
-        for t in threads:
-            runs[f"learner_t{t}"].append(learner_ceiling(config, args.seconds, t))
-        for key, cfg in (("a3c", config), ("a3c_seed_bootstrap", seed_way)):
-            fps, up = a3c_fps(cfg, args.frames)
+        if gpu:
+            runs["inference_gpu"].append(inference_ceiling(config, args.seconds, device))
+            runs["learner_gpu"].append(learner_ceiling(config, args.seconds, 1, device))
+        else:
+            for t in threads:
+                runs[f"learner_t{t}"].append(learner_ceiling(config, args.seconds, t))
+        for key, cfg in a3c_runs.items():
+            fps, up = a3c_fps(cfg, args.frames, device)
             runs[key].append(fps)
             startup[key].append(up)
         for t in threads:
-            fps, up = a2c_fps(config, args.frames, t)
+            fps, up = a2c_fps(config, args.frames, t, device)
             runs[f"a2c_t{t}"].append(fps)
             startup[f"a2c_t{t}"].append(up)
 
     med = {k: median(v) for k, v in runs.items()}
     learner_best = max((k for k in med if k.startswith("learner")), key=med.__getitem__)
     a2c_best = max((k for k in med if k.startswith("a2c")), key=med.__getitem__)
-    tightest = min(("env", "inference", learner_best), key=med.__getitem__)
+    inference = "inference_gpu" if gpu else "inference"  # where A3C's workers infer by default
+    tightest = min(("env", inference, learner_best), key=med.__getitem__)
     rows = [
         {
             "what": labels[k],
@@ -200,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "machine": m,
         "preset": config.preset,
+        "device": device,
         "processes": config.processes,
         "envs_per_process": config.envs_per_process,
         "frames_per_run": args.frames,
@@ -214,13 +247,17 @@ def main(argv: list[str] | None = None) -> dict:
         "a3c_over_tightest_ceiling": med["a3c"] / med[tightest],
         "reuse_values_speedup": med["a3c"] / med["a3c_seed_bootstrap"],
     }
-    result["combined_ceiling"] = combined_ceiling(med, config.processes, cores)
-    result["a3c_over_combined_ceiling"] = med["a3c"] / result["combined_ceiling"]
-    result["a2c_over_combined_ceiling"] = med[a2c_best] / result["combined_ceiling"]
-    path = save(f"throughput_{config.preset}_{config.processes}x{config.envs_per_process}", result)
+    if gpu:
+        result["worker_cpu_over_gpu"] = med["a3c_worker_cpu"] / med["a3c"]
+    else:  # core-seconds add up only when every job runs on the same cores
+        result["combined_ceiling"] = combined_ceiling(med, config.processes, cores)
+        result["a3c_over_combined_ceiling"] = med["a3c"] / result["combined_ceiling"]
+        result["a2c_over_combined_ceiling"] = med[a2c_best] / result["combined_ceiling"]
+    name = f"throughput_{config.preset}_{config.processes}x{config.envs_per_process}"
+    path = save(name + ("_" + device.split(":")[0] if gpu else ""), result)
     print(
         f"\n{config.preset}, {config.processes} workers x {config.envs_per_process} envs, "
-        f"median of {args.repeats}; {machine_line(m)}\n"
+        f"learner on {device}, median of {args.repeats}; {machine_line(m)}\n"
     )
     print(table(rows, ["what", "frames/s (median)", "emulator frames/s", "runs"]))
     print(
@@ -230,12 +267,18 @@ def main(argv: list[str] | None = None) -> dict:
         f"{result['reuse_values_speedup']:.2f}x; start-up: A3C "
         f"{result['startup_seconds']['a3c']:.1f} s, A2C {result['startup_seconds'][a2c_best]:.1f} s"
     )
-    print(
-        f"combined ceiling (all three jobs sharing {cores} cores perfectly) = "
-        f"{result['combined_ceiling']:,.0f} frames/s: A3C reaches "
-        f"{result['a3c_over_combined_ceiling']:.0%} of it, the best A2C "
-        f"{result['a2c_over_combined_ceiling']:.0%}"
-    )
+    if gpu:
+        print(
+            "worker inference on the CPU / on the GPU = "
+            f"{result['worker_cpu_over_gpu']:.2f}x (A3C frames/s, worker_device='cpu' / 'learner')"
+        )
+    else:
+        print(
+            f"combined ceiling (all three jobs sharing {cores} cores perfectly) = "
+            f"{result['combined_ceiling']:,.0f} frames/s: A3C reaches "
+            f"{result['a3c_over_combined_ceiling']:.0%} of it, the best A2C "
+            f"{result['a2c_over_combined_ceiling']:.0%}"
+        )
     print(f"wrote {path}")
     return result
 

@@ -4,11 +4,13 @@
 
     workers (spawn): envs -> PolicyAgent -> ExperienceSourceFirstLast -> unpack_batch
         -> bounded queue of micro-batches (numpy, states uint8) and episode scores
-    learner (this process): gather micro-batches into a batch -> a2c_loss -> clip -> Adam
-        -> TensorBoard, RewardTracker, checkpoints, summary.json
+    learner (this process, `lib.learner.Learner`): gather micro-batches into a batch
+        -> a2c_loss -> clip -> Adam -> TensorBoard, RewardTracker, checkpoints, summary.json
 
-The workers read the same network the learner updates: its parameters live in shared memory
-(`share_memory()` on CPU, CUDA's own inter-process sharing on a GPU). Whatever ends the run
+`learn` is the loop between the two. The workers read the network the learner updates: its
+parameters live in shared memory (`share_memory()` on CPU, CUDA's own inter-process sharing on
+a GPU), or, with `worker_device="cpu"` and a GPU learner, in a CPU copy refreshed after every
+update. Whatever ends the run
 (the score bound, `max_frames`, Ctrl+C, SIGTERM, an exception, a dead worker), `train` stops
 and reaps every worker, saves the last checkpoint and writes `summary.json` before it returns
 or raises.
@@ -23,42 +25,26 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.multiprocessing as mp
 from torch import nn
-from torch.utils.tensorboard import SummaryWriter
 
-from lib.a2c import Batch, a2c_update
 from lib.agent import default_device
-from lib.checkpoint import (
-    check_compatible,
-    load_checkpoint,
-    save_checkpoint,
-)
 from lib.config import A3CConfig, validate
-from lib.envs import obs_shape_and_actions
-from lib.model import make_net
-from lib.tracking import (
-    RewardTracker,
-    Summary,
-    TBMeanTracker,
-    config_table,
-    finite_or_none,
-)
+from lib.learner import Learner, Progress
+from lib.tracking import RewardTracker, Summary
 from lib.worker import EpisodeScores, MicroBatch, WorkerFailed, data_func
+
+__all__ = ["Progress", "TrainingTerminated", "WorkerError", "WorkerPool", "learn", "train"]
 
 WORKER_CHECK_SECONDS = 1.0
 """How often the learner checks that every worker is still alive."""
 JOIN_SECONDS = 5.0
 """How long stopping workers get to exit before they are terminated, then killed."""
-BEST_SAVE_SECONDS = 60.0
-"""The best model is written at most this often (and always at exit)."""
 
 
 class WorkerError(RuntimeError):
@@ -67,25 +53,6 @@ class WorkerError(RuntimeError):
 
 class TrainingTerminated(KeyboardInterrupt):
     """SIGTERM arrived; handled like Ctrl+C so everything is cleaned up."""
-
-
-@dataclass
-class Progress:
-    """A snapshot for progress displays and notebook callbacks."""
-
-    frames: int
-    updates: int
-    episodes: int
-    elapsed: float
-    fps: float
-    mean_score: float
-    best_mean_score: float | None
-    scores: list[float] = field(default_factory=list)
-    """Every episode score so far, in the order the learner received them."""
-    score_frames: list[int] = field(default_factory=list)
-    """The frame count at which each score arrived."""
-    score_seconds: list[float] = field(default_factory=list)
-    """Seconds since the start of `train` at which each score arrived."""
 
 
 def default_run_dir(config: A3CConfig, root: str | os.PathLike = "runs") -> Path:
@@ -128,17 +95,21 @@ def _worker_environ() -> Iterator[None]:
             os.environ["OMP_NUM_THREADS"] = saved
 
 
-class _Workers:
-    """Starts the worker processes and guarantees they are gone afterwards."""
+class WorkerPool:
+    """Starts the worker processes, passes on what they send, and makes sure they are gone.
 
-    def __init__(self, config: A3CConfig, net: nn.Module, device: torch.device):
+    The workers act with `net` on `device`: the learner's own network, or its CPU copy
+    (`lib.learner.WorkerWeights`).
+    """
+
+    def __init__(self, config: A3CConfig, net: nn.Module, device: str):
         self.ctx = mp.get_context("spawn")
         self.queue = self.ctx.Queue(maxsize=max(2, 2 * config.processes))
         self.stop_event = self.ctx.Event()
         self.procs: list[Any] = []
         self.config = config
         self.net = net
-        self.device = str(device)
+        self.device = device
 
     def start(self) -> None:
         with _worker_environ():
@@ -181,6 +152,13 @@ class _Workers:
                     )
                 raise WorkerError(message)
 
+    def get(self, timeout: float) -> MicroBatch | EpisodeScores | WorkerFailed | None:
+        """The next message from a worker, or None if none came within `timeout` seconds."""
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue_mod.Empty:
+            return None
+
     def _find_traceback(self, worker_id: int, seconds: float = 2.0) -> str | None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -219,18 +197,91 @@ class _Workers:
                 self.queue.get_nowait()
 
 
-def _gather(micro_batches: list[MicroBatch], device: torch.device) -> Batch:
-    """Concatenate micro-batches into one training batch on `device` (states still uint8)."""
-    return Batch(
-        *(
-            torch.from_numpy(np.concatenate([getattr(m, name) for m in micro_batches])).to(device)
-            for name in ("states", "actions", "ref_values")
-        )
-    )
+class _Every:
+    """True at most once every `seconds`: the learner loop's clock for its chores."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.last = time.monotonic()
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
 
 
-def _all_finite(net: nn.Module) -> bool:
-    return all(torch.isfinite(p).all() for p in net.parameters())
+class _Bar:
+    """The tqdm line: frames and frames/s, with episodes, mean and best score beside them."""
+
+    def __init__(self, learner: Learner, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=learner.config.max_frames or None,
+                initial=learner.frames,
+                unit="frame",
+                unit_scale=True,
+                desc=f"A3C {learner.config.preset}",
+                dynamic_ncols=True,
+            )
+            self.scores(learner.tracker)
+
+    def frames(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def scores(self, tracker: RewardTracker) -> None:
+        if self.bar is not None:
+            mean = "n/a" if not tracker.scores else f"{tracker.mean:.1f}"
+            best = "n/a" if tracker.best_mean is None else f"{tracker.best_mean:.1f}"
+            self.bar.set_postfix(episodes=tracker.episodes, mean=mean, best=best)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def learn(
+    learner: Learner,
+    workers: WorkerPool,
+    bar: _Bar,
+    callback: Callable[[Progress], None] | None = None,
+    callback_seconds: float = 2.0,
+) -> str:
+    """The learner loop: train on what the workers send until a stop; return the reason."""
+    check_workers = _Every(WORKER_CHECK_SECONDS)
+    save_last = _Every(learner.config.checkpoint_minutes * 60)
+    report = _Every(callback_seconds)
+    while True:
+        if check_workers():
+            workers.check()  # a dead worker raises WorkerError
+        if learner.updates and save_last():
+            learner.save_last()
+        if callback is not None and report():
+            callback(learner.progress())
+
+        waited = time.monotonic()
+        item = workers.get(timeout=WORKER_CHECK_SECONDS)
+        learner.queue_wait += time.monotonic() - waited
+
+        if item is None:
+            continue
+        if isinstance(item, WorkerFailed):
+            workers.check()  # raises with the traceback once the worker has exited
+            raise WorkerError(f"worker {item.worker_id} failed:\n{item.traceback}")
+        if isinstance(item, EpisodeScores):
+            solved = learner.add_scores(item)
+            bar.scores(learner.tracker)
+            if solved:
+                return "solved"
+            continue
+        bar.frames(len(item.actions))
+        if learner.add_micro_batch(item) and (reason := learner.limit_reached()):
+            return reason
 
 
 def train(
@@ -250,197 +301,17 @@ def train(
     """
     validate(config)
     dev = default_device(device)
-    obs_shape, n_actions = obs_shape_and_actions(config.env_id)
-    state = None
-    if resume is not None:
-        state = load_checkpoint(resume)
-        check_compatible(state, config, obs_shape, n_actions)
-
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-
-    torch.manual_seed(config.seed)
-    net = make_net(config, obs_shape, n_actions)
-    tracker = RewardTracker(config.score_window, config.stop_score)
-    frames = updates = 0
-    if state is not None:
-        net.load_state_dict(state["model"])
-        frames, updates = int(state["frames"]), int(state["updates"])
-        for score in state.get("scores", []):
-            tracker.add(score)
-        tracker.episodes = int(state["episodes"])
-        tracker.best_mean = state.get("best_mean_score")
-    net.to(dev)
-    # made after the move, so its state lives on the same device as the weights
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, eps=config.adam_eps)
-    if state is not None and "optimizer" in state:
-        optimizer.load_state_dict(state["optimizer"])
-    if dev.type == "cpu":
-        net.share_memory()
-
-    writer = SummaryWriter(log_dir=str(run_dir), purge_step=frames if state else None)
-    writer.add_text("config", config_table(config.to_dict().items()), frames)
-    tb = TBMeanTracker(writer, every=10)
-    workers = _Workers(config, net, dev)
-
-    def checkpoint_state(with_optimizer: bool = True) -> dict[str, Any]:
-        data = {
-            "model": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-            "config": config.to_dict(),
-            "obs_shape": list(obs_shape),
-            "n_actions": n_actions,
-            "frames": frames,
-            "updates": updates,
-            "episodes": tracker.episodes,
-            "scores": list(tracker.scores),
-            "best_mean_score": tracker.best_mean,
-        }
-        if with_optimizer:
-            data["optimizer"] = optimizer.state_dict()
-        return data
-
-    start = time.monotonic()
-    first_update_time: float | None = None
-    first_update_frames = frames
-    stop_reason, error, solved = "running", None, False
-    all_scores: list[float] = []
-    score_frames: list[int] = []
-    score_seconds: list[float] = []
-    best_snapshot: dict[str, Any] | None = None
-    best_saved_at = start
-    last_ckpt = start
-    last_check = start
-    last_callback = start
-    queue_wait = 0.0
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=config.max_frames or None,
-            initial=frames,
-            unit="frame",
-            unit_scale=True,
-            desc=f"A3C {config.preset}",
-            dynamic_ncols=True,
-        )
-
-    def show_scores() -> None:
-        if bar is not None:
-            mean = "n/a" if not tracker.scores else f"{tracker.mean:.1f}"
-            best = "n/a" if tracker.best_mean is None else f"{tracker.best_mean:.1f}"
-            bar.set_postfix(episodes=tracker.episodes, mean=mean, best=best)
-
-    show_scores()
-
-    def steady_fps(now: float) -> float:
-        """Frames per second since the first update: start-up (spawning, env creation) left out."""
-        if first_update_time is None or now <= first_update_time:
-            return 0.0
-        return (frames - first_update_frames) / (now - first_update_time)
-
-    def snapshot(now: float) -> Progress:
-        return Progress(
-            frames,
-            updates,
-            tracker.episodes,
-            now - start,
-            steady_fps(now),
-            tracker.mean,
-            tracker.best_mean,
-            list(all_scores),
-            list(score_frames),
-            list(score_seconds),
-        )
-
-    batch: list[MicroBatch] = []
-    batch_len = 0
+    learner = Learner(config, run_dir, dev, resume)
+    workers = WorkerPool(config, learner.weights.net, learner.weights.device)
+    bar = _Bar(learner, enabled=progress)
+    stop_reason, error = "running", None
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(config.resolved_learner_threads())
     try:
         with _sigterm_as_interrupt():
             workers.start()
-            while True:
-                now = time.monotonic()
-                if now - last_check >= WORKER_CHECK_SECONDS:
-                    workers.check()
-                    last_check = now
-                if updates and now - last_ckpt >= config.checkpoint_minutes * 60:
-                    save_checkpoint(ckpt_dir / "last.pt", checkpoint_state())
-                    last_ckpt = now
-                if callback is not None and now - last_callback >= callback_seconds:
-                    callback(snapshot(now))
-                    last_callback = now
-
-                t0 = time.monotonic()
-                try:
-                    item = workers.queue.get(timeout=WORKER_CHECK_SECONDS)
-                except queue_mod.Empty:
-                    continue
-                queue_wait += time.monotonic() - t0
-
-                if isinstance(item, WorkerFailed):
-                    workers.check()  # raises with the traceback once the worker has exited
-                    raise WorkerError(f"worker {item.worker_id} failed:\n{item.traceback}")
-                if isinstance(item, EpisodeScores):
-                    for score, steps in zip(item.scores, item.steps, strict=True):
-                        solved = tracker.add(score) or solved
-                        all_scores.append(score)
-                        score_frames.append(frames)
-                        score_seconds.append(now - start)
-                        writer.add_scalar("charts/episode_score", score, frames)
-                        writer.add_scalar("charts/episode_steps", steps, frames)
-                        if tracker.full:
-                            writer.add_scalar("charts/score_mean", tracker.mean, frames)
-                        if tracker.full and tracker.mean >= tracker.best_mean:
-                            best_snapshot = checkpoint_state(with_optimizer=False)
-                    show_scores()
-                    if best_snapshot is not None and now - best_saved_at >= BEST_SAVE_SECONDS:
-                        save_checkpoint(ckpt_dir / "best.pt", best_snapshot)
-                        best_snapshot, best_saved_at = None, now
-                    if solved:
-                        stop_reason = "solved"
-                        break
-                    continue
-
-                batch.append(item)
-                batch_len += len(item.actions)
-                frames += len(item.actions)
-                if bar is not None:
-                    bar.update(len(item.actions))
-                if batch_len < config.batch_size:
-                    continue
-
-                data = _gather(batch, dev)
-                batch.clear()
-                batch_len = 0
-                loss, grad_norm = a2c_update(
-                    net, optimizer, data, config.entropy_beta, config.clip_grad
-                )
-                updates += 1
-                if first_update_time is None:
-                    first_update_time, first_update_frames = time.monotonic(), frames
-
-                tb.track("charts/advantage", loss.advantage, frames)
-                tb.track("charts/values", loss.values, frames)
-                tb.track("charts/batch_rewards", data.ref_values, frames)
-                tb.track("losses/entropy", loss.entropy, frames)
-                tb.track("losses/policy", loss.policy, frames)
-                tb.track("losses/value", loss.value, frames)
-                tb.track("losses/total", loss.total, frames)
-                tb.track("losses/grad_norm", grad_norm, frames)
-                tb.track("perf/queue_wait_s", queue_wait, frames)
-                tb.track("perf/fps", steady_fps(time.monotonic()), frames)
-                queue_wait = 0.0
-
-                if config.max_frames and frames >= config.max_frames:
-                    stop_reason = "max_frames"
-                    break
-                if config.max_seconds and time.monotonic() - start >= config.max_seconds:
-                    stop_reason = "max_seconds"
-                    break
+            stop_reason = learn(learner, workers, bar, callback, callback_seconds)
     except KeyboardInterrupt:
         stop_reason = "interrupted"
     except BaseException as exc:
@@ -450,34 +321,8 @@ def train(
         end = time.monotonic()  # the run's clock stops here; clean-up is not training time
         workers.stop()
         torch.set_num_threads(saved_threads)
-        if bar is not None:
-            bar.close()
-        tb.flush(frames)
-        if _all_finite(net):
-            save_checkpoint(ckpt_dir / "last.pt", checkpoint_state())
-        if best_snapshot is not None:
-            save_checkpoint(ckpt_dir / "best.pt", best_snapshot)
-        steady = steady_fps(end)
-        summary = Summary(
-            preset=config.preset,
-            env_id=config.env_id,
-            solved=solved,
-            stop_reason=stop_reason,
-            frames=frames,
-            updates=updates,
-            episodes=tracker.episodes,
-            wall_seconds=round(end - start, 3),
-            startup_seconds=round((first_update_time or end) - start, 3),
-            steady_fps=round(steady, 1),
-            mean_score=finite_or_none(tracker.mean),
-            best_mean_score=finite_or_none(tracker.best_mean),
-            device=str(dev),
-            run_dir=str(run_dir),
-            error=error,
-        )
-        summary.save(run_dir / "summary.json")
-        writer.add_text("summary", summary.line(), frames)
-        writer.close()
+        bar.close()
+        summary = learner.finish(stop_reason, error, end)
         if callback is not None:
-            callback(snapshot(end))
+            callback(learner.progress(end))
     return summary

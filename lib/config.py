@@ -71,6 +71,10 @@ class A3CConfig:
     has work, the workers yield the CPU to it (+13% frames/s on 2 cores, benchmarks/README.md)."""
     learner_threads: int = 0
     """torch threads for the learner; 0 = the cores the workers leave free (at least 1)."""
+    worker_device: str = "learner"
+    """Where the workers run their forward passes: "learner" (on the learner's device, with its
+    own weights: the seed's way) or "cpu" (on their CPU cores, with a shared CPU copy of the
+    weights refreshed after every update). Only a GPU learner tells them apart."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,6 +121,7 @@ CARTPOLE = A3CConfig(
 PRESETS: dict[str, A3CConfig] = {"pong": PONG, "breakout": BREAKOUT, "cartpole": CARTPOLE}
 
 NETS = ("atari", "mlp")
+WORKER_DEVICES = ("learner", "cpu")
 
 
 def quick_mode() -> bool:
@@ -178,4 +183,10 @@ def validate(config: A3CConfig) -> A3CConfig:
     _check(c.checkpoint_minutes > 0, "checkpoint_minutes", c.checkpoint_minutes, "must be > 0")
     _check(0 <= c.worker_nice <= 19, "worker_nice", c.worker_nice, "must be in [0, 19]")
     _check(c.learner_threads >= 0, "learner_threads", c.learner_threads, "must be >= 0 (0 = auto)")
+    _check(
+        c.worker_device in WORKER_DEVICES,
+        "worker_device",
+        c.worker_device,
+        f"use one of {WORKER_DEVICES}",
+    )
     return c

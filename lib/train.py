@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate")
     p.add_argument("--seed", type=int, help="base random seed")
     p.add_argument("--env-id", help="override the preset's environment id")
+    p.add_argument(
+        "--worker-device",
+        choices=("learner", "cpu"),
+        help="where workers run the network: on the learner's device, or on their CPU cores",
+    )
     p.add_argument("--checkpoint-minutes", type=float, help="save last.pt this often")
     p.add_argument("--run-dir", help="folder for TensorBoard, checkpoints and summary.json")
     p.add_argument("--run-name", help="name of the run folder under runs/ (if no --run-dir)")
@@ -49,6 +54,7 @@ OVERRIDES = (
     "seed",
     "env_id",
     "checkpoint_minutes",
+    "worker_device",
 )
 
 

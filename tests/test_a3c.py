@@ -135,6 +135,7 @@ def test_cartpole_preset_learns_to_475(tmp_path):
         (["--preset", "pnog"], "unknown preset"),
         (["--device", "cuda"], "CUDA"),
         (["--env-id", "Pongg-v4"], "unknown environment id"),
+        (["--worker-device", "gpu"], "invalid choice"),
     ],
 )
 def test_cli_rejects_bad_input_before_starting(args, message):

@@ -39,6 +39,7 @@ def test_presets_are_frozen_and_pickle():
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"max_frames": -1}, "max_frames"),
         ({"net": "resnet"}, "net"),
+        ({"worker_device": "gpu"}, "worker_device"),
     ],
 )
 def test_bad_values_name_the_field(overrides, field):

@@ -1,0 +1,102 @@
+"""The learner on its own: batches from micro-batches, the stop rules, and the workers' weights."""
+
+import json
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+from procs import report_weight_sums
+
+from lib import MlpA2C, get_preset
+from lib.checkpoint import load_checkpoint
+from lib.learner import Learner, WorkerWeights
+from lib.worker import EpisodeScores, MicroBatch
+
+
+def micro_batch(n: int, value: float = 1.0) -> MicroBatch:
+    states = np.full((n, 4), 0.5, dtype=np.float32)
+    return MicroBatch(0, states, np.zeros(n, dtype=np.int64), np.full(n, value, np.float32))
+
+
+def test_an_update_waits_for_a_full_batch_then_stops_at_max_frames(tmp_path):
+    config = get_preset("cartpole", batch_size=64, micro_batch_size=32, max_frames=128)
+    learner = Learner(config, tmp_path, torch.device("cpu"))
+    before = [p.detach().clone() for p in learner.net.parameters()]
+
+    assert learner.add_micro_batch(micro_batch(32)) is False  # 32 of 64 frames
+    assert (learner.frames, learner.updates) == (32, 0)
+    assert learner.add_micro_batch(micro_batch(32)) is True  # 64: one update
+    assert (learner.frames, learner.updates) == (64, 1)
+    assert any(not torch.equal(a, b) for a, b in zip(before, learner.net.parameters(), strict=True))
+    assert learner.limit_reached() is None
+
+    learner.add_micro_batch(micro_batch(32))
+    learner.add_micro_batch(micro_batch(32))
+    assert (learner.frames, learner.updates) == (128, 2)
+    assert learner.limit_reached() == "max_frames"
+
+    summary = learner.finish("max_frames", None, learner.start + 2.0)
+    assert summary.wall_seconds == 2.0 and summary.solved is False
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["updates"] == 2
+    assert json.loads((tmp_path / "summary.json").read_text())["frames"] == 128
+
+
+def test_scores_solve_once_the_window_mean_reaches_the_bound(tmp_path):
+    config = get_preset("cartpole", score_window=3, stop_score=10.0)
+    learner = Learner(config, tmp_path, torch.device("cpu"))
+
+    assert learner.add_scores(EpisodeScores(0, [12.0, 9.0], [12, 9])) is False  # window not full
+    assert learner.tracker.best_mean is None
+    assert learner.add_scores(EpisodeScores(1, [8.0], [8])) is False  # (12 + 9 + 8) / 3 = 9.67
+    assert learner.add_scores(EpisodeScores(0, [13.0], [13])) is True  # (9 + 8 + 13) / 3 = 10
+    assert learner.tracker.best_mean == 10.0
+    assert learner.scores == [12.0, 9.0, 8.0, 13.0]
+
+    summary = learner.finish("solved", None, learner.start + 1.0)
+    assert summary.solved and summary.best_mean_score == 10.0 and summary.episodes == 4
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["best_mean_score"] == 10.0 and "optimizer" not in best
+
+
+def test_shared_weights_are_the_learners_own_network_in_shared_memory():
+    net = MlpA2C((4,), 2, hidden_size=8)
+    weights = WorkerWeights(net, copied=False)
+    assert weights.net is net and weights.device == "cpu"
+    assert all(p.is_shared() for p in net.parameters())
+
+
+def test_a_cpu_learner_shares_its_weights_whatever_the_worker_device(tmp_path):
+    config = get_preset("cartpole", worker_device="cpu")
+    learner = Learner(config, tmp_path, torch.device("cpu"))
+    assert learner.weights.net is learner.net and not learner.weights.copied
+    learner.finish("max_frames", None, learner.start)
+
+
+def test_a_spawned_worker_sees_the_copied_weights_only_after_publish():
+    net = MlpA2C((4,), 2, hidden_size=8)
+    weights = WorkerWeights(net, copied=True)  # what a GPU learner does with worker_device="cpu"
+    assert weights.net is not net and weights.device == "cpu"
+    n_weights = sum(p.numel() for p in net.parameters())
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=report_weight_sums, args=(weights.net, child), daemon=True)
+    proc.start()
+    try:
+        with torch.no_grad():
+            for p in net.parameters():
+                p.fill_(1.0)  # the learner's update
+        parent.send("sum")
+        assert parent.poll(60)
+        assert parent.recv() != n_weights  # not published yet: the worker acts with old weights
+        weights.publish()
+        parent.send("sum")
+        assert parent.poll(60)
+        assert parent.recv() == n_weights  # every weight is now 1.0 in the worker too
+        parent.send(None)
+        proc.join(10)
+        assert proc.exitcode == 0
+    finally:
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
