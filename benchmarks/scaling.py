@@ -2,9 +2,9 @@
 
     python -m benchmarks.scaling --preset pong --envs 4 --repeats 3
 
-Each layout trains the preset for `--frames` frames; throughput is the steady-state frames/s
-(start-up excluded), memory is each worker's unique set size (USS: what it costs beyond the
-libraries it shares), sampled while it trains.
+Each layout trains the preset for `--frames` frames, the layouts taking turns in every repeat.
+Throughput is the steady-state frames/s (start-up excluded); memory is each worker's unique set
+size (USS: what it costs beyond the libraries it shares), sampled while it trains.
 """
 
 from __future__ import annotations
@@ -59,24 +59,31 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     device = str(default_device(args.device))
     rows, data = [], {}
-    for n in layouts(args.max_processes):
-        config = get_preset(
+    counts = layouts(args.max_processes)
+    configs = {
+        n: get_preset(
             args.preset, processes=n, envs_per_process=args.envs, worker_device=args.worker_device
         )
-        results = [run_once(config, args.frames, device) for _ in range(args.repeats)]
-        fps = [r[0] for r in results]
+        for n in counts
+    }
+    results: dict[int, list[tuple[float, float, float]]] = {n: [] for n in counts}
+    for _ in range(args.repeats):  # interleaved, so drifts in the machine hit every layout alike
+        for n in counts:
+            results[n].append(run_once(configs[n], args.frames, device))
+    for n in counts:
+        fps = [r[0] for r in results[n]]
         data[n] = {
             "fps": fps,
             "fps_median": median(fps),
-            "worker_uss_mb": median([r[1] for r in results]),
-            "learner_rss_mb": median([r[2] for r in results]),
+            "worker_uss_mb": median([r[1] for r in results[n]]),
+            "learner_rss_mb": median([r[2] for r in results[n]]),
         }
         rows.append(
             {
                 "workers": n,
                 "envs": n * args.envs,
                 "frames/s (median)": data[n]["fps_median"],
-                "speed-up vs 1 worker": data[n]["fps_median"] / data[1]["fps_median"],
+                "speed-up vs 1 worker": data[n]["fps_median"] / data[counts[0]]["fps_median"],
                 "worker USS MiB": data[n]["worker_uss_mb"],
                 "learner RSS MiB": data[n]["learner_rss_mb"],
             }

@@ -45,6 +45,9 @@ WORKER_CHECK_SECONDS = 1.0
 """How often the learner checks that every worker is still alive."""
 JOIN_SECONDS = 5.0
 """How long stopping workers get to exit before they are terminated, then killed."""
+STALL_SECONDS = 300.0
+"""A live worker that sends nothing for this long is stuck: the run stops with an error
+instead of waiting for it forever. (A healthy worker sends every few steps of its envs.)"""
 
 
 class WorkerError(RuntimeError):
@@ -107,6 +110,8 @@ class WorkerPool:
         self.queue = self.ctx.Queue(maxsize=max(2, 2 * config.processes))
         self.stop_event = self.ctx.Event()
         self.procs: list[Any] = []
+        self.last_heard: list[float] = []
+        """When each worker was last heard from (monotonic seconds), to notice a stuck one."""
         self.config = config
         self.net = net
         self.device = device
@@ -130,10 +135,20 @@ class WorkerPool:
                 )
                 proc.start()
                 self.procs.append(proc)
+                self.last_heard.append(time.monotonic())
 
     def check(self) -> None:
-        """Raise `WorkerError` if a worker has exited (it never should while training)."""
+        """Raise `WorkerError` if a worker has exited (it never should while training) or has
+        been silent for `STALL_SECONDS`."""
+        now = time.monotonic()
         for worker_id, proc in enumerate(self.procs):
+            silent = now - self.last_heard[worker_id]
+            if proc.exitcode is None and silent > STALL_SECONDS:
+                raise WorkerError(
+                    f"worker {worker_id} (pid {proc.pid}) is alive but has sent nothing for "
+                    f"{silent:.0f} s: it is stuck (stopped, deadlocked, or in an environment "
+                    "step that never returns). The run was stopped rather than left waiting."
+                )
             if proc.exitcode is not None:
                 tb = self._find_traceback(worker_id)
                 how = (
@@ -155,9 +170,11 @@ class WorkerPool:
     def get(self, timeout: float) -> MicroBatch | EpisodeScores | WorkerFailed | None:
         """The next message from a worker, or None if none came within `timeout` seconds."""
         try:
-            return self.queue.get(timeout=timeout)
+            item = self.queue.get(timeout=timeout)
         except queue_mod.Empty:
             return None
+        self.last_heard[item.worker_id] = time.monotonic()
+        return item
 
     def _find_traceback(self, worker_id: int, seconds: float = 2.0) -> str | None:
         deadline = time.monotonic() + seconds

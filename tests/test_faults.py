@@ -14,6 +14,7 @@ import torch
 from procs import alive, wait_for, workers_of
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import lib.a3c
 from lib import get_preset
 from lib.a2c import NumericalError
 from lib.a3c import WorkerError, train
@@ -53,6 +54,26 @@ def test_killed_worker_is_reported_quickly(tmp_path):
     summary = Summary.load(tmp_path / "summary.json")
     assert summary.stop_reason == "error" and "WorkerError" in summary.error
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["frames"] == summary.frames
+
+
+def test_stuck_workers_stop_the_run_instead_of_hanging_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(lib.a3c, "STALL_SECONDS", 4.0)
+    stopped = []
+
+    def stop_every_worker():  # SIGSTOP: alive, silent, and deaf to SIGTERM
+        assert wait_for(lambda: len(workers_of()) == 2, 60)
+        time.sleep(2)
+        for worker in workers_of():
+            worker.send_signal(signal.SIGSTOP)
+            stopped.append((time.monotonic(), worker.pid))
+
+    threading.Thread(target=stop_every_worker, daemon=True).start()
+    with pytest.raises(WorkerError, match=r"is alive but has sent nothing for \d+ s") as err:
+        train(cartpole(), run_dir=tmp_path, progress=False)
+    assert time.monotonic() - stopped[0][0] < 4.0 + 20  # the limit, a check, and the clean-up
+    assert any(str(pid) in str(err.value) for _, pid in stopped)
+    assert Summary.load(tmp_path / "summary.json").stop_reason == "error"
+    # the stopped workers were killed (the autouse fixture checks that none is left)
 
 
 def test_worker_exception_carries_its_traceback(tmp_path):
