@@ -71,10 +71,17 @@ def load(name: str) -> dict[str, Any]:
 
 
 def train_in_tmp(config: Any, device: str = "cpu", **kwargs: Any) -> Any:
-    """`lib.a3c.train` in a throw-away run folder, without a progress bar."""
+    """`lib.a3c.train` in a throw-away run folder, without a progress bar.
+
+    `train` turns Ctrl+C into a clean return; here it is raised again, so that an interrupted
+    run never counts as a figure and the whole benchmark stops.
+    """
     import tempfile
 
     from lib.a3c import train
 
     with tempfile.TemporaryDirectory() as run_dir:
-        return train(config, run_dir=run_dir, device=device, progress=False, **kwargs)
+        summary = train(config, run_dir=run_dir, device=device, progress=False, **kwargs)
+    if summary.stop_reason == "interrupted":  # Ctrl+C ends the benchmark, not just this run
+        raise KeyboardInterrupt
+    return summary

@@ -1,10 +1,15 @@
-"""The benchmarks' arithmetic, checked by hand (the timings themselves live in benchmarks/)."""
+"""The benchmarks' arithmetic, checked by hand, and their runs kept honest."""
+
+import os
+import signal
 
 import pytest
+from procs import wait_for, workers_of
 
-from benchmarks.common import table
+from benchmarks.common import table, train_in_tmp
 from benchmarks.scaling import layouts
 from benchmarks.throughput import combined_ceiling
+from lib import get_preset
 
 
 def test_combined_ceiling_adds_core_seconds_per_frame():
@@ -26,3 +31,18 @@ def test_scaling_layouts_double_up_to_the_core_count():
 def test_table_is_markdown():
     text = table([{"a": 1, "b": 1234.5}, {"a": 2, "b": 0.5}], ["a", "b"])
     assert text.splitlines() == ["| a | b |", "|---|---|", "| 1 | 1,234 |", "| 2 | 0.50 |"]
+
+
+def test_an_interrupted_run_stops_the_benchmark_instead_of_counting():
+    """`train` returns normally on Ctrl+C; a benchmark must not record that run as a figure."""
+    config = get_preset("cartpole", processes=1, envs_per_process=2, max_frames=0)
+    sent = []
+
+    def press_ctrl_c(progress):
+        if progress.updates and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_in_tmp(config, callback=press_ctrl_c, callback_seconds=0.5)
+    assert sent and wait_for(lambda: workers_of() == [], 10)
