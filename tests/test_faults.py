@@ -57,12 +57,13 @@ def test_killed_worker_is_reported_quickly(tmp_path):
 
 
 def test_stuck_workers_stop_the_run_instead_of_hanging_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(lib.a3c, "STALL_SECONDS", 4.0)
     stopped = []
 
     def stop_every_worker():  # SIGSTOP: alive, silent, and deaf to SIGTERM
         assert wait_for(lambda: len(workers_of()) == 2, 60)
         time.sleep(2)
+        # shortened only now, so a slow start-up cannot trip it before the workers are stopped
+        monkeypatch.setattr(lib.a3c, "STALL_SECONDS", 4.0)
         for worker in workers_of():
             worker.send_signal(signal.SIGSTOP)
             stopped.append((time.monotonic(), worker.pid))
