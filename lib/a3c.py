@@ -3,7 +3,7 @@
 `train(config)` is the whole run, used alike by `python -m lib.train` and notebook 5:
 
     workers (spawn): envs -> PolicyAgent -> ExperienceSourceFirstLast -> unpack_batch
-        -> bounded queue of micro-batches (numpy, states uint8) and episode scores
+        -> a pipe per worker: micro-batches (numpy, states uint8) and episode scores
     learner (this process, `lib.learner.Learner`): gather micro-batches into a batch
         -> a2c_loss -> clip -> Adam -> TensorBoard, RewardTracker, checkpoints, summary.json
 
@@ -19,13 +19,14 @@ or raises.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
-import queue as queue_mod
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from multiprocessing import connection as mp_connection
 from pathlib import Path
 from typing import Any
 
@@ -102,16 +103,24 @@ class WorkerPool:
     """Starts the worker processes, passes on what they send, and makes sure they are gone.
 
     The workers act with `net` on `device`: the learner's own network, or its CPU copy
-    (`lib.learner.WorkerWeights`).
+    (`lib.learner.WorkerWeights`). Each worker sends through a pipe of its own, and the learner
+    holds only the read ends. One `multiprocessing.Queue` shared by all workers hangs the
+    learner when a worker is killed in the middle of a message: the half-written message blocks
+    every read, and the dead worker still holds the queue's write lock. With a pipe per worker,
+    the learner reads a dead worker's pipe to its end (`EOFError`) and carries on.
     """
 
     def __init__(self, config: A3CConfig, net: nn.Module, device: str):
         self.ctx = mp.get_context("spawn")
-        self.queue = self.ctx.Queue(maxsize=max(2, 2 * config.processes))
-        self.stop_event = self.ctx.Event()
+        # A raw shared flag, not an Event: an Event has a lock, and a worker killed or stopped
+        # while holding it would block the learner's `set()` for ever.
+        self.stop_flag = self.ctx.RawValue(ctypes.c_bool, False)
         self.procs: list[Any] = []
+        self.conns: list[Any] = []
+        """The read end of each worker's pipe, by worker id (None once it is closed)."""
         self.last_heard: list[float] = []
         """When each worker was last heard from (monotonic seconds), to notice a stuck one."""
+        self._ready: list[Any] = []
         self.config = config
         self.net = net
         self.device = device
@@ -119,6 +128,7 @@ class WorkerPool:
     def start(self) -> None:
         with _worker_environ():
             for worker_id in range(self.config.processes):
+                reader, writer = self.ctx.Pipe(duplex=False)
                 proc = self.ctx.Process(
                     target=data_func,
                     args=(
@@ -126,15 +136,17 @@ class WorkerPool:
                         self.config,
                         self.net,
                         self.device,
-                        self.queue,
-                        self.stop_event,
+                        writer,
+                        self.stop_flag,
                         os.getpid(),
                     ),
                     name=f"a3c-worker-{worker_id}",
                     daemon=True,
                 )
                 proc.start()
+                writer.close()  # the worker's copy is the only one: its death means EOF here
                 self.procs.append(proc)
+                self.conns.append(reader)
                 self.last_heard.append(time.monotonic())
 
     def check(self) -> None:
@@ -168,31 +180,49 @@ class WorkerPool:
                 raise WorkerError(message)
 
     def get(self, timeout: float) -> MicroBatch | EpisodeScores | WorkerFailed | None:
-        """The next message from a worker, or None if none came within `timeout` seconds."""
-        try:
-            item = self.queue.get(timeout=timeout)
-        except queue_mod.Empty:
-            return None
-        self.last_heard[item.worker_id] = time.monotonic()
-        return item
+        """The next message from any worker, or None if none came within `timeout` seconds."""
+        if not self._ready:
+            open_conns = [c for c in self.conns if c is not None]
+            self._ready = mp_connection.wait(open_conns, timeout) if open_conns else []
+            if not open_conns:
+                time.sleep(timeout)  # every worker has gone; `check` will say how
+        while self._ready:
+            conn = self._ready.pop(0)
+            item = self._recv(conn)
+            if item is not None:
+                self.last_heard[item.worker_id] = time.monotonic()
+                return item
+        return None
 
-    def _find_traceback(self, worker_id: int, seconds: float = 2.0) -> str | None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                item = self.queue.get(timeout=0.1)
-            except queue_mod.Empty:
-                continue
-            if isinstance(item, WorkerFailed) and item.worker_id == worker_id:
+    def _recv(self, conn: Any) -> Any:
+        """One message from `conn`, or None (and the pipe closed) at its end."""
+        try:
+            return conn.recv()
+        except (EOFError, OSError):  # the worker has exited; a half-sent message ends here too
+            self.conns[self.conns.index(conn)] = None
+            conn.close()
+            return None
+
+    def _find_traceback(self, worker_id: int) -> str | None:
+        """Read what an exited worker left in its pipe, looking for its traceback."""
+        conn = self.conns[worker_id]
+        while conn is not None and self.conns[worker_id] is not None:
+            item = self._recv(conn)
+            if isinstance(item, WorkerFailed):
                 return item.traceback
         return None
 
     def stop(self) -> None:
-        """Ask, then terminate, then kill; drain the queue so no worker blocks on `put`."""
-        self.stop_event.set()
+        """Ask, then terminate, then kill. Closing the read ends first wakes any worker that
+        is blocked sending (it gets a broken pipe), so nothing here waits on a worker."""
+        self.stop_flag.value = True
+        for conn in self.conns:
+            if conn is not None:
+                conn.close()
+        self.conns = [None] * len(self.conns)
+        self._ready = []
         deadline = time.monotonic() + JOIN_SECONDS
         while any(p.is_alive() for p in self.procs) and time.monotonic() < deadline:
-            self._drain()
             time.sleep(0.05)
         for sig_method in ("terminate", "kill"):
             alive = [p for p in self.procs if p.is_alive()]
@@ -204,14 +234,6 @@ class WorkerPool:
             p.join(timeout=0.1)
             with contextlib.suppress(ValueError):
                 p.close()
-        self._drain()
-        self.queue.close()
-        self.queue.cancel_join_thread()
-
-    def _drain(self) -> None:
-        with contextlib.suppress(Exception):
-            while True:
-                self.queue.get_nowait()
 
 
 class _Every:
@@ -288,8 +310,7 @@ def learn(
         if item is None:
             continue
         if isinstance(item, WorkerFailed):
-            workers.check()  # raises with the traceback once the worker has exited
-            raise WorkerError(f"worker {item.worker_id} failed:\n{item.traceback}")
+            raise WorkerError(f"worker {item.worker_id} failed; its traceback:\n{item.traceback}")
         if isinstance(item, EpisodeScores):
             solved = learner.add_scores(item)
             bar.scores(learner.tracker)

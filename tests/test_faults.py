@@ -56,6 +56,28 @@ def test_killed_worker_is_reported_quickly(tmp_path):
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["frames"] == summary.frames
 
 
+@pytest.mark.timeout(120)
+def test_worker_killed_in_the_middle_of_a_message_does_not_hang_the_learner(tmp_path):
+    """A Pong micro-batch (0.9 MB) is far bigger than a pipe's buffer, so while the learner
+    sleeps in its callback a worker blocks half-way through sending one. A worker killed there
+    left one shared multiprocessing.Queue with half a message and a held write lock, and the
+    learner waited forever (2 of 6 random kills of one Pong worker before the fix)."""
+    victim = {}
+
+    def callback(progress):
+        if progress.updates and not victim:
+            time.sleep(2)  # the workers fill their pipes and block mid-message
+            for worker in workers_of():  # whichever was mid-message, it is killed there
+                victim[worker.pid] = worker
+                worker.send_signal(signal.SIGKILL)
+            time.sleep(1)
+
+    config = get_preset("pong", processes=2, envs_per_process=2, max_frames=10**9)
+    with pytest.raises(WorkerError, match=r"killed by signal 9") as err:
+        train(config, run_dir=tmp_path, progress=False, callback=callback, callback_seconds=0.5)
+    assert len(victim) == 2 and any(str(pid) in str(err.value) for pid in victim)
+
+
 def test_stuck_workers_stop_the_run_instead_of_hanging_it(tmp_path, monkeypatch):
     stopped = []
 
