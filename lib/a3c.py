@@ -183,9 +183,10 @@ class WorkerPool:
         """The next message from any worker, or None if none came within `timeout` seconds."""
         if not self._ready:
             open_conns = [c for c in self.conns if c is not None]
-            self._ready = mp_connection.wait(open_conns, timeout) if open_conns else []
-            if not open_conns:
-                time.sleep(timeout)  # every worker has gone; `check` will say how
+            if not open_conns:  # every worker has gone; `check` will say how
+                time.sleep(timeout)
+                return None
+            self._ready = mp_connection.wait(open_conns, timeout)
         while self._ready:
             conn = self._ready.pop(0)
             item = self._recv(conn)
@@ -205,8 +206,7 @@ class WorkerPool:
 
     def _find_traceback(self, worker_id: int) -> str | None:
         """Read what an exited worker left in its pipe, looking for its traceback."""
-        conn = self.conns[worker_id]
-        while conn is not None and self.conns[worker_id] is not None:
+        while (conn := self.conns[worker_id]) is not None:  # `_recv` sets it to None at EOF
             item = self._recv(conn)
             if isinstance(item, WorkerFailed):
                 return item.traceback

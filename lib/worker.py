@@ -85,11 +85,7 @@ def data_func(
     def should_stop() -> bool:
         return stop_flag.value or os.getppid() != parent_pid
 
-    sender = _Sender(conn)
-
-    def put(item: Any) -> None:
-        sender.put(item, should_stop)
-
+    sender = _Sender(conn, should_stop)
     try:
         envs = [make_env(config.env_id, seed=seed + i) for i in range(config.envs_per_process)]
         agent = PolicyAgent(net, device)
@@ -105,13 +101,13 @@ def data_func(
             finished = exp_source.pop_rewards_steps()
             if finished:
                 scores, steps = zip(*finished, strict=True)
-                put(EpisodeScores(worker_id, list(scores), list(steps)))
+                sender.put(EpisodeScores(worker_id, list(scores), list(steps)))
             micro_batch.append(exp)
             if len(micro_batch) < config.micro_batch_size:
                 continue
             batch = unpack_batch(micro_batch, net, device, gamma=config.gamma)
             micro_batch.clear()
-            put(
+            sender.put(
                 MicroBatch(
                     worker_id,
                     batch.states.numpy(),
@@ -131,8 +127,9 @@ class _Sender:
     pipe (what `multiprocessing.Queue`'s feeder thread does; sending from the worker's own
     loop cost 12% of A3C's frames/s on Pong). At most `maxsize` messages wait here."""
 
-    def __init__(self, conn: Any, maxsize: int = 2):
+    def __init__(self, conn: Any, should_stop: Callable[[], bool], maxsize: int = 2):
         self.conn = conn
+        self.should_stop = should_stop
         self.items: queue.Queue[Any] = queue.Queue(maxsize)
         self.broken = threading.Event()
         self.thread = threading.Thread(target=self._run, name="sender", daemon=True)
@@ -146,10 +143,10 @@ class _Sender:
                 self.broken.set()
                 return
 
-    def put(self, item: Any, should_stop: Callable[[], bool]) -> None:
+    def put(self, item: Any) -> None:
         """Queue `item`; block while full, but wake up to notice a stop or a lost learner."""
         while True:
-            if should_stop() or self.broken.is_set():
+            if self.should_stop() or self.broken.is_set():
                 raise _Stopped
             try:
                 self.items.put(item, timeout=0.5)
