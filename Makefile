@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+VENV_MIN := .venv-min
+STAMP_MIN := $(VENV_MIN)/.installed
 PRESET ?= pong
 TRAIN_ARGS ?=
 
-.PHONY: install train test test-fast lab bench lint format clean
+.PHONY: install train test test-fast test-min lab bench lint format clean
 
-$(STAMP): pyproject.toml
+# The exact pins of requirements.lock; pyproject.toml only states the ranges they must satisfy.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -r requirements.lock -e '.[test]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -30,6 +33,18 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" --ignore=tests/test_notebooks.py
 
+# The lowest versions pyproject.toml claims (requirements-min.txt), in a venv of their own.
+$(STAMP_MIN): pyproject.toml requirements-min.txt
+	rm -rf $(VENV_MIN)
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_MIN)/bin/python -m pip install --quiet -r requirements-min.txt -e '.[test]'
+	touch $(STAMP_MIN)
+
+## The fast tests against those lowest versions (a few minutes; CI runs it after `make test`).
+test-min: $(STAMP_MIN)
+	$(VENV_MIN)/bin/python -m pytest -q -m "not slow" --ignore=tests/test_notebooks.py
+
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
@@ -45,4 +60,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) runs checkpoints .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VENV_MIN) runs checkpoints .pytest_cache .ruff_cache *.egg-info

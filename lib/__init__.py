@@ -1,5 +1,6 @@
 """A3C with data parallelism, built to be read: every piece the notebooks teach lives here once."""
 
+import lib.deps  # noqa: F401  first: it names any missing package and the line that installs it
 from lib.a2c import A2CLoss, Batch, a2c_loss, unpack_batch
 from lib.agent import PolicyAgent, RandomAgent, default_device
 from lib.config import (
@@ -14,7 +15,7 @@ from lib.config import (
 )
 from lib.envs import FireResetEnv, make_env
 from lib.experience import ExperienceFirstLast, ExperienceSourceFirstLast
-from lib.model import AtariA2C, MlpA2C, make_net
+from lib.model import AtariA2C, MlpA2C, SmallAtariA2C, make_net
 from lib.tracking import RewardTracker, Summary
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "PolicyAgent",
     "RandomAgent",
     "RewardTracker",
+    "SmallAtariA2C",
     "Summary",
     "a2c_loss",
     "default_device",

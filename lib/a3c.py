@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from multiprocessing import connection as mp_connection
 from pathlib import Path
 from typing import Any
 
@@ -108,29 +109,47 @@ class WorkerPool:
     learner when a worker is killed in the middle of a message: the half-written message blocks
     every read, and the dead worker still holds the queue's write lock. With a pipe per worker,
     the learner reads a dead worker's pipe to its end (`EOFError`) and carries on.
+
+    A reader thread per pipe does the reading, so the learner's own thread never blocks on a
+    worker: a worker frozen half-way through a message (stopped, or swapped out for ever)
+    stalls only its reader, and `check` still notices the silence and names the worker. The
+    readers pass whole messages on through a small bounded inbox; when the learner falls
+    behind, the inbox fills, the readers wait, the pipes fill and the workers wait too, so no
+    worker runs more than a few micro-batches ahead.
     """
 
-    def __init__(self, config: A3CConfig, net: nn.Module, device: str):
+    INBOX_PER_WORKER = 2
+    """Whole messages waiting in the learner per worker, besides the one each reader holds."""
+
+    def __init__(
+        self,
+        config: A3CConfig,
+        net: nn.Module,
+        device: str,
+        target: Callable[..., None] = data_func,
+    ):
         self.ctx = mp.get_context("spawn")
         # A raw shared flag, not an Event: an Event has a lock, and a worker killed or stopped
         # while holding it would block the learner's `set()` for ever.
         self.stop_flag = self.ctx.RawValue(ctypes.c_bool, False)
         self.procs: list[Any] = []
-        self.conns: list[Any] = []
-        """The read end of each worker's pipe, by worker id (None once it is closed)."""
+        self.readers: list[threading.Thread] = []
+        self.inbox: queue.Queue[Any] = queue.Queue(self.INBOX_PER_WORKER * config.processes)
         self.last_heard: list[float] = []
-        """When each worker was last heard from (monotonic seconds), to notice a stuck one."""
-        self._ready: list[Any] = []
+        """When a whole message last arrived from each worker (monotonic seconds)."""
+        self.tracebacks: dict[int, str] = {}
+        """What each worker that caught an exception reported, by worker id."""
         self.config = config
         self.net = net
         self.device = device
+        self.target = target
 
     def start(self) -> None:
         with _worker_environ():
             for worker_id in range(self.config.processes):
                 reader, writer = self.ctx.Pipe(duplex=False)
                 proc = self.ctx.Process(
-                    target=data_func,
+                    target=self.target,
                     args=(
                         worker_id,
                         self.config,
@@ -146,12 +165,43 @@ class WorkerPool:
                 proc.start()
                 writer.close()  # the worker's copy is the only one: its death means EOF here
                 self.procs.append(proc)
-                self.conns.append(reader)
                 self.last_heard.append(time.monotonic())
+                thread = threading.Thread(
+                    target=self._read,
+                    args=(worker_id, reader),
+                    name=f"a3c-reader-{worker_id}",
+                    daemon=True,
+                )
+                thread.start()
+                self.readers.append(thread)
+
+    def _read(self, worker_id: int, conn: Any) -> None:
+        """Reader thread: whole messages from one worker's pipe into the inbox, until EOF.
+
+        After a stop it keeps reading and drops what it reads, so that a worker blocked in
+        the middle of a send wakes up, sees the stop and exits; its exit ends the pipe.
+        """
+        try:
+            while True:
+                try:
+                    item = conn.recv()
+                except (EOFError, OSError):  # the worker has exited, maybe mid-message
+                    return
+                self.last_heard[worker_id] = time.monotonic()
+                if isinstance(item, WorkerFailed):
+                    self.tracebacks[worker_id] = item.traceback
+                while not self.stop_flag.value:
+                    try:
+                        self.inbox.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            conn.close()
 
     def check(self) -> None:
         """Raise `WorkerError` if a worker has exited (it never should while training) or has
-        been silent for `STALL_SECONDS`."""
+        sent no whole message for `STALL_SECONDS`."""
         now = time.monotonic()
         for worker_id, proc in enumerate(self.procs):
             silent = now - self.last_heard[worker_id]
@@ -181,46 +231,32 @@ class WorkerPool:
 
     def get(self, timeout: float) -> MicroBatch | EpisodeScores | WorkerFailed | None:
         """The next message from any worker, or None if none came within `timeout` seconds."""
-        if not self._ready:
-            open_conns = [c for c in self.conns if c is not None]
-            if not open_conns:  # every worker has gone; `check` will say how
-                time.sleep(timeout)
-                return None
-            self._ready = mp_connection.wait(open_conns, timeout)
-        while self._ready:
-            conn = self._ready.pop(0)
-            item = self._recv(conn)
-            if item is not None:
-                self.last_heard[item.worker_id] = time.monotonic()
-                return item
-        return None
-
-    def _recv(self, conn: Any) -> Any:
-        """One message from `conn`, or None (and the pipe closed) at its end."""
         try:
-            return conn.recv()
-        except (EOFError, OSError):  # the worker has exited; a half-sent message ends here too
-            self.conns[self.conns.index(conn)] = None
-            conn.close()
+            return self.inbox.get(timeout=timeout)
+        except queue.Empty:
             return None
 
-    def _find_traceback(self, worker_id: int) -> str | None:
-        """Read what an exited worker left in its pipe, looking for its traceback."""
-        while (conn := self.conns[worker_id]) is not None:  # `_recv` sets it to None at EOF
-            item = self._recv(conn)
-            if isinstance(item, WorkerFailed):
-                return item.traceback
-        return None
+    def _find_traceback(self, worker_id: int, timeout: float = 5.0) -> str | None:
+        """The traceback an exited worker sent, once its reader has read its pipe to the end.
+
+        Messages still in the inbox are dropped to let the reader through: the run is ending.
+        """
+        reader = self.readers[worker_id]
+        deadline = time.monotonic() + timeout
+        while reader.is_alive() and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self.inbox.get_nowait()
+            reader.join(0.05)
+        return self.tracebacks.get(worker_id)
 
     def stop(self) -> None:
-        """Ask, then terminate, then kill. Closing the read ends first wakes any worker that
-        is blocked sending (it gets a broken pipe), so nothing here waits on a worker."""
+        """Ask, then terminate, then kill; then wait for the readers, which close the pipes.
+
+        The readers drain the pipes once the stop flag is up, so a worker blocked sending
+        wakes up and exits: nothing here waits on a worker for more than `JOIN_SECONDS`.
+        """
         self.stop_flag.value = True
-        for conn in self.conns:
-            if conn is not None:
-                conn.close()
-        self.conns = [None] * len(self.conns)
-        self._ready = []
         deadline = time.monotonic() + JOIN_SECONDS
         while any(p.is_alive() for p in self.procs) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -234,6 +270,11 @@ class WorkerPool:
             p.join(timeout=0.1)
             with contextlib.suppress(ValueError):
                 p.close()
+        for thread in self.readers:  # every worker is gone, so every pipe is at its end
+            thread.join(timeout=2.0)
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.inbox.get_nowait()
 
 
 class _Every:
@@ -251,14 +292,27 @@ class _Every:
         return True
 
 
+LOG_LINE_SECONDS = 60.0
+"""How often the progress goes to a log file (a run in the background) as a line of its own."""
+
+
 class _Bar:
-    """The tqdm line: frames and frames/s, with episodes, mean and best score beside them."""
+    """The tqdm line: frames and frames/s, with episodes, mean and best score beside them.
+
+    Into a log file (stderr not a terminal, not a notebook) it writes a whole line every
+    `LOG_LINE_SECONDS` instead of redrawing one line, so `tail -f` shows the run's progress.
+    """
 
     def __init__(self, learner: Learner, enabled: bool):
         self.bar = None
         if enabled:
             from tqdm.auto import tqdm
 
+            to_log = not sys.stderr.isatty() and "ipykernel" not in sys.modules
+            log_style = {
+                "mininterval": LOG_LINE_SECONDS,
+                "bar_format": "{desc}: {n_fmt} frames [{elapsed}, {rate_fmt}{postfix}]\n",
+            }
             self.bar = tqdm(
                 total=learner.config.max_frames or None,
                 initial=learner.frames,
@@ -266,6 +320,7 @@ class _Bar:
                 unit_scale=True,
                 desc=f"A3C {learner.config.preset}",
                 dynamic_ncols=True,
+                **(log_style if to_log else {}),
             )
             self.scores(learner.tracker)
 
@@ -277,7 +332,7 @@ class _Bar:
         if self.bar is not None:
             mean = "n/a" if not tracker.scores else f"{tracker.mean:.1f}"
             best = "n/a" if tracker.best_mean is None else f"{tracker.best_mean:.1f}"
-            self.bar.set_postfix(episodes=tracker.episodes, mean=mean, best=best)
+            self.bar.set_postfix(episodes=tracker.episodes, mean=mean, best=best, refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:

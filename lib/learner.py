@@ -25,7 +25,16 @@ from lib.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from lib.config import A3CConfig
 from lib.envs import obs_shape_and_actions
 from lib.model import make_net
-from lib.tracking import RewardTracker, Summary, TBMeanTracker, config_table, finite_or_none
+from lib.tracking import (
+    RewardTracker,
+    Summary,
+    TBMeanTracker,
+    config_table,
+    finite_or_none,
+    learning_curve,
+    machine_info,
+    write_json_atomic,
+)
 from lib.worker import EpisodeScores, MicroBatch
 
 BEST_SAVE_SECONDS = 60.0
@@ -115,6 +124,11 @@ class Learner:
         self.net = make_net(config, self.obs_shape, self.n_actions)
         self.tracker = RewardTracker(config.score_window, config.stop_score)
         self.frames = self.updates = 0
+        self.seconds_before = 0.0
+        """Training seconds of the run before this process took it over (`resume`)."""
+        self.scores: list[float] = []
+        self.score_frames: list[int] = []
+        self.score_seconds: list[float] = []
         if state is not None:
             self.net.load_state_dict(state["model"])
             self.frames, self.updates = int(state["frames"]), int(state["updates"])
@@ -122,6 +136,11 @@ class Learner:
                 self.tracker.add(score)
             self.tracker.episodes = int(state["episodes"])
             self.tracker.best_mean = state.get("best_mean_score")
+            self.seconds_before = float(state.get("wall_seconds", 0.0))
+            history = state.get("history", {})
+            self.scores = list(history.get("scores", []))
+            self.score_frames = list(history.get("frames", []))
+            self.score_seconds = list(history.get("seconds", []))
         self.net.to(device)
         # made after the move, so its state lives on the same device as the weights
         self.optimizer = torch.optim.Adam(
@@ -140,15 +159,17 @@ class Learner:
         self.first_update: tuple[float, int] | None = None
         """(time, frames) at the first update: the steady state is measured from there."""
         self.queue_wait = 0.0
-        self.scores: list[float] = []
-        self.score_frames: list[int] = []
-        self.score_seconds: list[float] = []
         self._batch: list[MicroBatch] = []
         self._batch_frames = 0
         self._best: dict[str, Any] | None = None
         self._best_saved_at = self.start
 
     # --- what the workers send -----------------------------------------------------------
+
+    def run_seconds(self, now: float | None = None) -> float:
+        """Training seconds of the whole run, across resumes: the clock of its learning curve."""
+        now = time.monotonic() if now is None else now
+        return self.seconds_before + now - self.start
 
     def add_scores(self, item: EpisodeScores) -> bool:
         """Record finished episodes; True once the mean score reaches the stop bound."""
@@ -158,7 +179,7 @@ class Learner:
             solved = self.tracker.add(score) or solved
             self.scores.append(score)
             self.score_frames.append(self.frames)
-            self.score_seconds.append(now - self.start)
+            self.score_seconds.append(self.run_seconds(now))
             self.writer.add_scalar("charts/episode_score", score, self.frames)
             self.writer.add_scalar("charts/episode_steps", steps, self.frames)
             if self.tracker.full:
@@ -212,7 +233,11 @@ class Learner:
     # --- when to stop, and what to show --------------------------------------------------
 
     def limit_reached(self) -> str | None:
-        """ "max_frames" or "max_seconds" once that limit of the config is reached."""
+        """ "max_frames" or "max_seconds" once that limit of the config is reached.
+
+        Frames count over the whole run (a resumed run goes on from its checkpoint's count);
+        seconds count this process's time, so a resumed run gets `max_seconds` more.
+        """
         c = self.config
         if c.max_frames and self.frames >= c.max_frames:
             return "max_frames"
@@ -233,7 +258,7 @@ class Learner:
             self.frames,
             self.updates,
             self.tracker.episodes,
-            now - self.start,
+            self.run_seconds(now),
             self.steady_fps(now),
             self.tracker.mean,
             self.tracker.best_mean,
@@ -255,15 +280,37 @@ class Learner:
             "episodes": self.tracker.episodes,
             "scores": list(self.tracker.scores),
             "best_mean_score": self.tracker.best_mean,
+            "wall_seconds": round(self.run_seconds(), 3),
         }
-        if with_optimizer:
+        if with_optimizer:  # what a resumed run needs to go on where this one stops
             data["optimizer"] = self.optimizer.state_dict()
+            data["history"] = {
+                "scores": list(self.scores),
+                "frames": list(self.score_frames),
+                "seconds": list(self.score_seconds),
+            }
         return data
 
+    def curve(self) -> dict[str, Any]:
+        """The learning curve so far, with its settings and machine: `curve.json`'s content."""
+        return {
+            "preset": self.config.preset,
+            "env_id": self.config.env_id,
+            "config": self.config.to_dict(),
+            "machine": {**machine_info(), "device": str(self.device)},
+            "frames": self.frames,
+            "seconds": round(self.run_seconds(), 1),
+            "points": learning_curve(
+                self.scores, self.score_frames, self.score_seconds, self.config.score_window
+            ),
+        }
+
     def save_last(self) -> None:
-        """Write `last.pt`, unless the weights are no longer finite (keep the good one)."""
+        """Write `last.pt` and `curve.json`, unless the weights are no longer finite (keep the
+        good checkpoint)."""
         if all(torch.isfinite(p).all() for p in self.net.parameters()):
             save_checkpoint(self.ckpt_dir / "last.pt", self.checkpoint_state())
+            write_json_atomic(self.run_dir / "curve.json", self.curve())
 
     def save_best(self) -> None:
         """Write `best.pt` from the snapshot taken when the mean score was highest."""
@@ -285,7 +332,7 @@ class Learner:
             frames=self.frames,
             updates=self.updates,
             episodes=self.tracker.episodes,
-            wall_seconds=round(end - self.start, 3),
+            wall_seconds=round(self.run_seconds(end), 3),
             startup_seconds=round(first - self.start, 3),
             steady_fps=round(self.steady_fps(end), 1),
             mean_score=finite_or_none(self.tracker.mean),

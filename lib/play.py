@@ -7,6 +7,7 @@ Plays episodes with a saved model (the policy's most likely action, or sampled w
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from pathlib import Path
@@ -57,25 +58,50 @@ def play_episode(
     return score, frames
 
 
-def write_gif(
-    frames: list[np.ndarray], path: str | Path, fps: int = 30, every: int = 2, scale: float = 1.0
-) -> Path:
-    """Save RGB frames as an animated GIF: every `every`-th frame, resized by `scale`, to keep
-    it small."""
+def encode_animation(
+    frames: list[np.ndarray],
+    fmt: str = "GIF",
+    fps: int = 30,
+    every: int = 2,
+    scale: float = 1.0,
+) -> bytes:
+    """RGB frames as an animated GIF or PNG (APNG): every `every`-th frame, resized by `scale`.
+
+    An animated PNG is still a PNG, so a notebook can show it as an ordinary `image/png`
+    output, which GitHub, JupyterLab and an HTML export all display (a GIF output is dropped
+    by the HTML export).
+    """
     from PIL import Image
 
     if not frames:
-        raise ValueError("no frames to write")
+        raise ValueError("no frames to encode")
+    if fmt not in ("GIF", "PNG"):
+        raise ValueError(f"fmt={fmt!r}: use 'GIF' or 'PNG'")
     images = [Image.fromarray(f) for f in frames[::every]]
     if scale != 1.0:
         w, h = images[0].size
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         images = [img.resize(size, Image.Resampling.BILINEAR) for img in images]
+    out = io.BytesIO()
+    images[0].save(
+        out,
+        format=fmt,
+        save_all=True,
+        append_images=images[1:],
+        duration=int(1000 * every / fps),
+        loop=0,
+        optimize=True,
+    )
+    return out.getvalue()
+
+
+def write_gif(
+    frames: list[np.ndarray], path: str | Path, fps: int = 30, every: int = 2, scale: float = 1.0
+) -> Path:
+    """Save RGB frames as an animated GIF (see `encode_animation`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(
-        path, save_all=True, append_images=images[1:], duration=int(1000 * every / fps), loop=0
-    )
+    path.write_bytes(encode_animation(frames, "GIF", fps, every, scale))
     return path
 
 

@@ -23,6 +23,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
+from lib.tracking import running_mean
+
 if TYPE_CHECKING:
     from lib.a3c import Progress
 
@@ -67,19 +69,6 @@ def show_frame_stack(obs: np.ndarray, title: str | None = None, size: float = 2.
     n = obs.shape[0]
     titles = [f"t{i - n + 1}" if i < n - 1 else "t (newest)" for i in range(n)]
     return show_images(list(obs), titles, show_shape=False, size=size, suptitle=title)
-
-
-def running_mean(values: Sequence[float], window: int) -> np.ndarray:
-    """Mean of the last `window` values at each position (fewer at the start)."""
-    x = np.asarray(values, dtype=np.float64)
-    if window < 1:
-        raise ValueError(f"window={window} must be >= 1")
-    if x.size == 0:
-        return x
-    cumsum = np.concatenate([[0.0], np.cumsum(x)])
-    idx = np.arange(1, x.size + 1)
-    start = np.maximum(0, idx - window)
-    return (cumsum[idx] - cumsum[start]) / (idx - start)
 
 
 def plot_scores(

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -131,3 +134,49 @@ def config_table(items: Iterable[tuple[str, Any]]) -> str:
     """A markdown table of settings, for TensorBoard's text tab."""
     rows = "\n".join(f"|{k}|{v}|" for k, v in items)
     return "|setting|value|\n|-|-|\n" + rows
+
+
+def machine_info() -> dict[str, Any]:
+    """What a run or a benchmark was measured on: cores, CPU model, GPU, torch, Python, date."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "gpu": gpu,
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def running_mean(values: Sequence[float], window: int) -> np.ndarray:
+    """Mean of the last `window` values at each position (fewer at the start)."""
+    x = np.asarray(values, dtype=np.float64)
+    if window < 1:
+        raise ValueError(f"window={window} must be >= 1")
+    if x.size == 0:
+        return x
+    cumsum = np.concatenate([[0.0], np.cumsum(x)])
+    idx = np.arange(1, x.size + 1)
+    start = np.maximum(0, idx - window)
+    return (cumsum[idx] - cumsum[start]) / (idx - start)
+
+
+def learning_curve(
+    scores: list[float], frames: list[int], seconds: list[float], window: int
+) -> list[dict[str, float]]:
+    """One point per finished episode: frames and training seconds when its score arrived,
+    the score, and the mean of the last `window` scores (of all so far, before `window`)."""
+    means = running_mean(scores, window)
+    return [
+        {"frames": int(f), "seconds": round(float(t), 1), "score": float(s), "mean": round(m, 3)}
+        for s, f, t, m in zip(scores, frames, seconds, means.tolist(), strict=True)
+    ]

@@ -1,15 +1,31 @@
 """Command line: `python -m lib.train --preset pong --device auto`.
 
-Every setting is checked before any process starts; the run ends with a one-line summary and
-`summary.json` in its run folder.
+Every field of `A3CConfig` is an option (`--learning-rate`, `--adam-eps`, ...), built from the
+dataclass and its docstrings, so a new setting appears here by itself. Every setting is checked
+before any process starts; the run ends with a one-line summary and `summary.json` in its run
+folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import MISSING, fields
+from pathlib import Path
 
-from lib.config import PRESETS, ConfigError, get_preset
+from lib.config import NETS, PRESETS, WORKER_DEVICES, A3CConfig, ConfigError, field_docs, get_preset
+
+ALIASES = {"envs_per_process": ("--envs",), "learning_rate": ("--lr",)}
+"""Short spellings kept from earlier versions of this command line."""
+CHOICES = {"net": NETS, "worker_device": WORKER_DEVICES}
+TYPES = {"int": int, "float": float, "str": str}
+NOT_OPTIONS = ("preset",)
+"""Fields set another way: `--preset` picks the whole starting config."""
+
+
+def config_fields() -> list[str]:
+    """The config fields that are command-line options, in the dataclass's order."""
+    return [f.name for f in fields(A3CConfig) if f.name not in NOT_OPTIONS]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,45 +33,47 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m lib.train",
         description="Train A3C with data parallelism (spawned workers, one learner).",
     )
-    p.add_argument("--preset", default="pong", help=f"one of: {', '.join(PRESETS)}")
+    p.add_argument("--preset", default="pong", help=f"starting settings: {', '.join(PRESETS)}")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--processes", type=int, help="worker processes")
-    p.add_argument("--envs", type=int, dest="envs_per_process", help="envs per worker")
-    p.add_argument("--batch-size", type=int, help="samples per learner update")
-    p.add_argument("--micro-batch-size", type=int, help="samples per worker message")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames (0: no limit)")
-    p.add_argument("--max-seconds", type=float, help="stop after this many seconds (0: none)")
-    p.add_argument("--stop-score", type=float, help="stop when the mean score reaches this")
-    p.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate")
-    p.add_argument("--seed", type=int, help="base random seed")
-    p.add_argument("--env-id", help="override the preset's environment id")
-    p.add_argument(
-        "--worker-device",
-        choices=("learner", "cpu"),
-        help="where workers run the network: on the learner's device, or on their CPU cores",
-    )
-    p.add_argument("--checkpoint-minutes", type=float, help="save last.pt this often")
     p.add_argument("--run-dir", help="folder for TensorBoard, checkpoints and summary.json")
     p.add_argument("--run-name", help="name of the run folder under runs/ (if no --run-dir)")
-    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint (last.pt)")
+    p.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue a run: its folder (goes on in the same folder) or a checkpoint file",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = p.add_argument_group("settings (default: the preset's value)")
+    docs = field_docs()
+    for f in fields(A3CConfig):
+        if f.name in NOT_OPTIONS:
+            continue
+        names = ("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ()))
+        default = "" if f.default is MISSING else f" [pong: {f.default}]"
+        kwargs = {
+            "dest": f.name,
+            "default": None,
+            "help": (docs[f.name] + default).replace("%", "%%"),
+        }
+        if f.type == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = TYPES[str(f.type)]
+            kwargs["metavar"] = str(f.type).upper()
+            if f.name in CHOICES:
+                kwargs["choices"] = CHOICES[f.name]
+                del kwargs["metavar"]
+        group.add_argument(*names, **kwargs)
     return p
 
 
-OVERRIDES = (
-    "processes",
-    "envs_per_process",
-    "batch_size",
-    "micro_batch_size",
-    "max_frames",
-    "max_seconds",
-    "stop_score",
-    "learning_rate",
-    "seed",
-    "env_id",
-    "checkpoint_minutes",
-    "worker_device",
-)
+def resume_paths(resume: str, run_dir: str | None) -> tuple[Path, Path | None]:
+    """`--resume` names a run folder or a checkpoint: the checkpoint, and the folder a run
+    folder goes on in (None for a checkpoint file: a new folder unless --run-dir)."""
+    path = Path(resume)
+    if path.is_dir():
+        return path / "checkpoints" / "last.pt", Path(run_dir) if run_dir else path
+    return path, Path(run_dir) if run_dir else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,29 +84,26 @@ def main(argv: list[str] | None = None) -> int:
         from lib.agent import default_device
         from lib.envs import check_env_id
 
-        config = get_preset(args.preset, **{k: getattr(args, k) for k in OVERRIDES})
+        config = get_preset(args.preset, **{k: getattr(args, k) for k in config_fields()})
         check_env_id(config.env_id)
         default_device(args.device)
     except (ConfigError, ValueError) as exc:
         parser.error(str(exc))
 
-    from pathlib import Path
-
     from lib.a3c import default_run_dir, train
     from lib.checkpoint import CheckpointError
 
-    if args.run_dir:
-        run_dir = Path(args.run_dir)
-    elif args.run_name:
-        run_dir = Path("runs") / args.run_name
-    else:
-        run_dir = default_run_dir(config)
+    resume, run_dir = None, Path(args.run_dir) if args.run_dir else None
+    if args.resume:
+        resume, run_dir = resume_paths(args.resume, args.run_dir)
+    if run_dir is None:
+        run_dir = Path("runs") / args.run_name if args.run_name else default_run_dir(config)
     try:
         summary = train(
             config,
             run_dir=run_dir,
             device=args.device,
-            resume=args.resume,
+            resume=resume,
             progress=not args.no_progress,
         )
     except CheckpointError as exc:

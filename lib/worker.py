@@ -10,6 +10,7 @@ import contextlib
 import os
 import queue
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -54,6 +55,22 @@ def worker_seed(config: A3CConfig, worker_id: int) -> int:
     return config.seed + 1000 * (worker_id + 1)
 
 
+def lower_priority(niceness: int) -> bool:
+    """Add `niceness` to this process's niceness where the OS has `os.nice` (POSIX).
+
+    The learner, the bottleneck, then goes first whenever it has work. Returns False where
+    there is no `os.nice` (Windows): the worker runs at normal priority, which costs some speed
+    on a small machine and nothing else.
+    """
+    if not niceness:
+        return True
+    nice = getattr(os, "nice", None)
+    if nice is None:
+        return False
+    nice(niceness)
+    return True
+
+
 class _Stopped(Exception):
     pass
 
@@ -77,8 +94,13 @@ def data_func(
     # Ctrl+C reaches the whole process group; only the learner decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
-    if config.worker_nice:
-        os.nice(config.worker_nice)  # the learner, the bottleneck, goes first
+    if not lower_priority(config.worker_nice) and worker_id == 0:
+        print(
+            f"note: os.nice is not available on {sys.platform}; the workers run at the "
+            "learner's priority (worker_nice is ignored)",
+            file=sys.stderr,
+            flush=True,
+        )
     seed = worker_seed(config, worker_id)
     torch.manual_seed(seed)
 

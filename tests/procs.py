@@ -46,3 +46,29 @@ def report_weight_sums(net, conn) -> None:
     while conn.recv() is not None:
         with torch.no_grad():
             conn.send(float(sum(p.sum() for p in net.parameters())))
+
+
+def blocked_in_pipe_write(proc: psutil.Process) -> bool:
+    """True while one of `proc`'s threads waits in the kernel to write to a full pipe (Linux).
+
+    For a worker this means the learner is not reading and the worker is part-way through
+    sending a message (a Pong micro-batch is 14x a pipe's buffer).
+    """
+    try:
+        for thread in proc.threads():
+            with open(f"/proc/{proc.pid}/task/{thread.id}/wchan") as f:
+                if "pipe_write" in f.read():
+                    return True
+    except (OSError, psutil.NoSuchProcess):
+        pass
+    return False
+
+
+def data_func_without_nice(*args) -> None:
+    """Spawned child: a worker on a platform without `os.nice` (Windows)."""
+    import os
+
+    del os.nice
+    from lib.worker import data_func
+
+    data_func(*args)

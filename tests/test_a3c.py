@@ -158,26 +158,118 @@ def test_max_seconds_bounds_the_wall_clock(tmp_path):
     t0 = time.monotonic()
     summary = train(config, run_dir=tmp_path, progress=False)
     assert summary.stop_reason == "max_seconds" and summary.frames > 0
-    assert 4 <= summary.wall_seconds and time.monotonic() - t0 < 4 + 15
+    # bounded, with room for a slow start-up on a busy machine
+    assert 4 <= summary.wall_seconds and time.monotonic() - t0 < 4 + 60
 
 
 def test_workers_run_one_openmp_thread_at_lower_priority(tmp_path):
     import psutil
     from procs import workers_of
 
-    config = get_preset("cartpole", processes=2, envs_per_process=1, max_frames=0, max_seconds=6)
-    seen = {}
+    config = get_preset("cartpole", processes=2, envs_per_process=1, max_frames=10**9)
+    seen, stopped = {}, []
     omp_before = os.environ.get("OMP_NUM_THREADS")
 
-    def look(_):
+    def look(progress):
         for w in workers_of():
             try:
                 seen[w.pid] = (w.nice() - psutil.Process().nice(), w.environ()["OMP_NUM_THREADS"])
             except psutil.Error:
                 pass
+        if progress.updates and len(seen) == 2 and not stopped:  # both seen, both sending
+            stopped.append(True)
+            raise KeyboardInterrupt  # ends the run the way Ctrl+C does
 
-    train(config, run_dir=tmp_path, progress=False, callback=look, callback_seconds=1)
+    summary = train(config, run_dir=tmp_path, progress=False, callback=look, callback_seconds=1)
+    assert summary.stop_reason == "interrupted"
     assert len(seen) == 2
-    assert all(nice == config.worker_nice for nice, _ in seen.values()), seen
+    # niceness stops at 19: under `nice -n 19` the workers cannot go lower than the learner
+    expected = min(19, psutil.Process().nice() + config.worker_nice) - psutil.Process().nice()
+    assert all(nice == expected for nice, _ in seen.values()), seen
     assert all(omp == "1" for _, omp in seen.values()), seen
     assert os.environ.get("OMP_NUM_THREADS") == omp_before  # only the children got it
+
+
+def test_worker_without_os_nice_runs_at_normal_priority_and_says_so(capfd):
+    """Windows has no `os.nice`: a worker must skip it with a note, not die before playing."""
+    import psutil
+    from procs import data_func_without_nice
+
+    from lib.a3c import WorkerPool
+    from lib.envs import obs_shape_and_actions
+    from lib.model import make_net
+    from lib.worker import MicroBatch
+
+    config = get_preset("cartpole", processes=1, envs_per_process=2)
+    net = make_net(config, *obs_shape_and_actions(config.env_id)).share_memory()
+    pool = WorkerPool(config, net, "cpu", target=data_func_without_nice)
+    pool.start()
+    try:
+        deadline = time.monotonic() + 120
+        item = None
+        while not isinstance(item, MicroBatch) and time.monotonic() < deadline:
+            pool.check()  # a worker that died on os.nice would raise here
+            item = pool.get(timeout=1.0)
+        assert isinstance(item, MicroBatch), "the worker never sent a micro-batch"
+        (worker,) = workers_of()
+        assert worker.nice() == psutil.Process().nice()  # not lowered
+    finally:
+        pool.stop()
+    err = capfd.readouterr().err
+    assert err.count("os.nice is not available") == 1, err
+
+
+def test_exported_model_is_half_precision_small_and_plays_like_the_original(pong_run, tmp_path):
+    from lib.checkpoint import export_model, load_model
+
+    run_dir, summary = pong_run
+    src = run_dir / "checkpoints" / "last.pt"
+    dst = export_model(src, tmp_path / "assets" / "agent.pt")
+    state = load_checkpoint(dst)
+    assert all(v.dtype == torch.float16 for v in state["model"].values())
+    assert "optimizer" not in state and state["frames"] == summary.frames
+    assert dst.stat().st_size < 0.6 * src.stat().st_size  # half the weights, no Adam moments
+    full, _ = load_model(src)
+    half, config = load_model(dst)
+    assert config.preset == "pong" and next(half.parameters()).dtype == torch.float32
+    frames = torch.randint(0, 256, (64, 4, 84, 84), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(half(frames)[0], full(frames)[0], atol=1e-2, rtol=1e-2)
+
+
+def test_an_episode_encodes_as_an_animated_png_that_notebooks_show_as_image_png():
+    import io
+
+    from lib.envs import make_env
+    from lib.play import encode_animation
+
+    env = make_env("PongNoFrameskip-v4", seed=0, render_mode="rgb_array")
+    env.reset(seed=0)
+    frames = []
+    for _ in range(40):
+        frames.append(env.render())
+        env.step(env.action_space.sample())
+    env.close()
+    data = encode_animation(frames, "PNG", every=2)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and b"acTL" in data  # an animation chunk
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "PNG" and img.is_animated and img.n_frames >= 2
+        assert img.size == (160, 210)
+
+
+def test_progress_into_a_log_file_comes_as_whole_lines(tmp_path):
+    """A run in the background (`nohup ... > log`) gets readable lines, not a redrawn bar."""
+    out = subprocess.run(
+        [sys.executable, "-m", "lib.train", "--preset", "cartpole", "--processes", "1"]
+        + ["--max-frames", "6000", "--run-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [x.strip("\r") for x in out.stderr.splitlines() if "A3C cartpole" in x]
+    assert len(lines) >= 2  # the start, and the end
+    assert all("frames [" in x for x in lines)
+    assert "episodes=" in lines[-1] and "mean=" in lines[-1]
+    assert len(lines) < 10  # one a minute at most, not one per update

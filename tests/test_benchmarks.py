@@ -1,5 +1,6 @@
 """The benchmarks' arithmetic, checked by hand, and their runs kept honest."""
 
+import json
 import os
 import signal
 
@@ -45,4 +46,57 @@ def test_an_interrupted_run_stops_the_benchmark_instead_of_counting():
 
     with pytest.raises(KeyboardInterrupt):
         train_in_tmp(config, callback=press_ctrl_c, callback_seconds=0.5)
-    assert sent and wait_for(lambda: workers_of() == [], 10)
+    assert sent and wait_for(lambda: workers_of() == [], 30)
+
+
+@pytest.mark.slow
+def test_gpu_script_rehearsed_on_the_cpu_writes_what_notebook_6_reads(tmp_path):
+    """`benchmarks.gpu_pong` end to end with --device cpu and a tiny budget: the probe of both
+    worker placements, the training run, and its JSON (written to a scratch name)."""
+    from benchmarks import gpu_pong
+    from benchmarks.common import RESULTS
+
+    name = f"test_gpu_pong_{os.getpid()}"
+    run_dir = tmp_path / "run"
+    try:
+        args = ["--device", "cpu", "--probe-seconds", "3", "--train-seconds", "4"]
+        args += ["--processes", "1", "--envs", "2", "--name", name, "--run-dir", str(run_dir)]
+        assert gpu_pong.main(args) == 0
+        result = json.loads((RESULTS / f"{name}.json").read_text())
+    finally:
+        (RESULTS / f"{name}.json").unlink(missing_ok=True)
+    assert [p["worker_device"] for p in result["probe"]] == ["learner", "cpu"]
+    assert result["worker_device"] in ("learner", "cpu")
+    assert all(p["frames"] > 0 for p in result["probe"])
+    assert result["summary"]["stop_reason"] == "max_seconds"
+    assert result["machine"]["device"] == "cpu" and result["layout"]["processes"] == 1
+    assert (run_dir / "checkpoints" / "last.pt").exists()
+
+
+def test_milestones_need_a_full_window():
+    from benchmarks.pong_runs import reached
+
+    points = [
+        {"frames": 10 * i, "seconds": float(i), "mean": m} for i, m in enumerate([0, 5, 1, 6])
+    ]
+    assert reached(points, 5.0, window=1) == {"frames": 10, "seconds": 1.0, "episodes": 2}
+    assert reached(points, 5.0, window=3) == {"frames": 30, "seconds": 3.0, "episodes": 4}
+    assert reached(points, 7.0, window=1)["frames"] is None
+
+
+def test_a_runs_curve_reads_the_same_from_curve_json_and_from_tensorboard(tmp_path):
+    from benchmarks.pong_runs import describe, read_curve
+
+    config = get_preset("cartpole", processes=1, envs_per_process=4, max_frames=6_000)
+    from lib.a3c import train
+
+    train(config, run_dir=tmp_path, progress=False)
+    written = read_curve(tmp_path)
+    (tmp_path / "curve.json").rename(tmp_path / "curve.json.bak")
+    from_tb = read_curve(tmp_path)
+    assert len(written) == len(from_tb) > 10
+    assert [p["frames"] for p in written] == [p["frames"] for p in from_tb]
+    assert [p["score"] for p in written] == [p["score"] for p in from_tb]
+    assert [p["mean"] for p in written] == [p["mean"] for p in from_tb]
+    row = describe(tmp_path)
+    assert row["scores"] == [p["score"] for p in written] and not row["solved"]

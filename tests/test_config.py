@@ -59,3 +59,21 @@ def test_unknown_preset_suggests_a_close_name():
 
 def test_none_override_keeps_the_preset_value():
     assert get_preset("pong", processes=None, seed=3) == dataclasses.replace(PONG, seed=3)
+
+
+def test_every_config_field_is_a_command_line_option_with_its_docstring():
+    from dataclasses import fields
+
+    from lib.config import A3CConfig, field_docs
+    from lib.train import build_parser
+
+    parser = build_parser()
+    options = {o for action in parser._actions for o in action.option_strings}
+    for f in fields(A3CConfig):
+        if f.name != "preset":
+            assert "--" + f.name.replace("_", "-") in options, f.name
+    assert field_docs()["adam_eps"].startswith("Adam epsilon")
+    args = parser.parse_args(["--adam-eps", "1e-5", "--no-reuse-values", "--net", "atari-small"])
+    assert (args.adam_eps, args.reuse_values, args.net) == (1e-5, False, "atari-small")
+    assert parser.parse_args(["--lr", "0.003", "--envs", "3"]).learning_rate == 0.003
+    assert parser.parse_args([]).gamma is None  # unset: the preset's value stays

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from lib import AtariA2C, MlpA2C, PolicyAgent
-from lib.model import count_parameters
+from lib.model import SmallAtariA2C, count_parameters
 
 
 def test_atari_a2c_parameter_count_matches_the_seed():
@@ -25,6 +25,17 @@ def test_atari_a2c_takes_uint8_and_scales_inside():
     # same as feeding the frames already scaled to [0, 1]
     features = net.conv(frames.float() / 255.0)
     torch.testing.assert_close(value, net.value(features))
+
+
+def test_small_atari_a2c_is_the_a3c_papers_network():
+    net = SmallAtariA2C((4, 84, 84), 6)
+    conv = (4 * 16 * 8 * 8 + 16) + (16 * 32 * 4 * 4 + 32)
+    flat = 32 * 9 * 9  # 84 -> 20 -> 9
+    hidden = flat * 256 + 256  # one layer, shared by both outputs
+    heads = (256 * 6 + 6) + (256 * 1 + 1)
+    assert count_parameters(net) == conv + hidden + heads == 677_943
+    logits, value = net(torch.zeros(3, 4, 84, 84, dtype=torch.uint8))
+    assert logits.shape == (3, 6) and value.shape == (3, 1)
 
 
 def test_mlp_a2c_shapes():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import shutil
 import time
 from pathlib import Path
 
@@ -122,12 +123,36 @@ def test_committed_notebook_is_small_and_renders_on_github(path):
         assert "application/vnd.jupyter.widget-view+json" not in o.get("data", {})
 
 
+MARKER = """
+import os as _os
+if _os.environ.get("A3C_IMPORT_MARKERS"):  # added by tests/test_notebooks.py to this copy only
+    with open(_os.path.join(_os.environ["A3C_IMPORT_MARKERS"], str(_os.getpid())), "w") as _f:
+        _f.write(__file__)
+"""
+
+
+@pytest.fixture(scope="module")
+def course_copy(tmp_path_factory):
+    """A copy of the course that is not pip-installed anywhere, as a student's download is.
+    Its lib/__init__.py notes which file each process imported lib from."""
+    root = tmp_path_factory.mktemp("course") / "a3c-course"
+    skip = shutil.ignore_patterns(".*", "runs", "__pycache__", "*.egg-info", "checkpoints")
+    for name in ("lib", "notebooks", "benchmarks"):
+        shutil.copytree(ROOT / name, root / name, ignore=skip)
+    shutil.copy(ROOT / "pyproject.toml", root)
+    with open(root / "lib" / "__init__.py", "a") as f:
+        f.write(MARKER)
+    return root
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=notebook_ids())
-def test_notebook_executes_in_quick_mode(path, monkeypatch):
-    """Run a copy (the committed file and its outputs are never touched) in the notebooks
-    folder, so run folders land in the git-ignored notebooks/runs/."""
+def test_notebook_executes_in_quick_mode(path, course_copy, tmp_path, monkeypatch):
+    """Run each notebook in a copy of the course that is not installed (the committed file
+    and its outputs are never touched): its first cell must find the copy's lib, and so must
+    every worker it spawns."""
     monkeypatch.setenv("A3C_QUICK", "1")
+    monkeypatch.setenv("A3C_IMPORT_MARKERS", str(tmp_path))
     committed = path.read_bytes()
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
@@ -137,7 +162,7 @@ def test_notebook_executes_in_quick_mode(path, monkeypatch):
         nb,
         timeout=CELL_TIMEOUT,
         kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOKS)}},
+        resources={"metadata": {"path": str(course_copy / "notebooks")}},
     )
     start = time.monotonic()
     client.execute()  # raises CellExecutionError, naming the cell, on any error
@@ -146,3 +171,8 @@ def test_notebook_executes_in_quick_mode(path, monkeypatch):
     outputs = _outputs_of(nb)
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
+    imported_from = {m.name: m.read_text() for m in tmp_path.iterdir()}
+    assert imported_from, "the kernel never imported lib"
+    assert all(f.startswith(str(course_copy / "lib")) for f in imported_from.values())
+    if calls_to(code_of(path), "lib.a3c", "train"):  # notebook 05 trains with workers
+        assert len(imported_from) >= 2, "no spawned worker imported the copy's lib"

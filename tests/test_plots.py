@@ -81,6 +81,17 @@ def test_running_mean_known_values():
         running_mean([1.0], 0)
 
 
+def test_learning_curve_points_known_values():
+    from lib.tracking import learning_curve
+
+    points = learning_curve([-21.0, -19.0, -17.0], [1000, 2500, 4000], [10.04, 20.0, 31.26], 2)
+    assert points == [
+        {"frames": 1000, "seconds": 10.0, "score": -21.0, "mean": -21.0},
+        {"frames": 2500, "seconds": 20.0, "score": -19.0, "mean": -20.0},
+        {"frames": 4000, "seconds": 31.3, "score": -17.0, "mean": -18.0},
+    ]
+
+
 def test_plot_scores_draws_the_running_mean_and_the_bound():
     scores = [1.0, 3.0, 5.0, 7.0]
     ax = plot_scores(scores, [10, 20, 30, 40], window=2, stop_score=6.0)

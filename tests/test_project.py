@@ -1,35 +1,107 @@
-"""Project hygiene: pins in one place, the two quick-start commands, CI calls `make test`."""
+"""Project hygiene: ranges in pyproject, exact pins in the lock, the quick-start commands, CI."""
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+# pytest depends on `packaging`, so it is there wherever the tests run.
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
 ROOT = Path(__file__).resolve().parent.parent
+PIN = re.compile(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*")
 
 
 def pyproject():
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def test_every_dependency_is_pinned_exactly():
+def ranges(group="all"):
+    """pyproject's requirements by canonical name: `dependencies`, the `test` extra, or both."""
     project = pyproject()["project"]
-    deps = project["dependencies"] + project["optional-dependencies"]["test"]
-    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", d) for d in deps), deps
-    assert "torch==2.13.0" in deps
+    lines = {
+        "runtime": project["dependencies"],
+        "test": project["optional-dependencies"]["test"],
+        "all": project["dependencies"] + project["optional-dependencies"]["test"],
+    }[group]
+    reqs = [Requirement(line) for line in lines]
+    return {canonicalize_name(r.name): r for r in reqs}
 
 
-def test_environment_yml_has_the_same_pins_as_pyproject():
-    pins = set(pyproject()["project"]["dependencies"])
+def pins(filename):
+    """The `name==version` lines of a pip requirements file, by canonical name."""
+    lines = [line.split("#", 1)[0].strip() for line in (ROOT / filename).read_text().splitlines()]
+    lines = [line for line in lines if line]
+    assert all(PIN.fullmatch(line) for line in lines), lines
+    reqs = [Requirement(line) for line in lines]
+    by_name = {canonicalize_name(r.name): r for r in reqs}
+    assert len(by_name) == len(reqs), f"{filename} names a package twice"
+    return {name: Version(next(iter(r.specifier)).version) for name, r in by_name.items()}
+
+
+def lower_bound(req):
+    (bound,) = [s.version for s in req.specifier if s.operator == ">="]
+    return Version(bound)
+
+
+def test_pyproject_has_ranges_with_a_lower_bound_and_no_exact_pin():
+    reqs = ranges()
+    for name, req in reqs.items():
+        assert req.specifier, f"{name} has no version range"
+        assert {s.operator for s in req.specifier} <= {">=", "<"}, req
+        lower_bound(req)
+    assert str(reqs["torch"].specifier) == ">=2.11"  # the GPU machine's torch 2.11 is in range
+
+
+def test_the_lock_pins_exactly_what_pyproject_names_within_its_ranges():
+    reqs, locked = ranges(), pins("requirements.lock")
+    assert set(locked) == set(reqs)
+    for name, version in locked.items():
+        assert reqs[name].specifier.contains(version, prereleases=True), (name, version)
+    assert locked["torch"] == Version("2.13.0")  # what `make` installs
+
+
+def test_requirements_min_pins_the_lower_bounds():
+    """`make test-min` tries the lower bounds; torch is the one exception (see the file)."""
+    reqs, lowest = ranges(), pins("requirements-min.txt")
+    assert set(lowest) == set(reqs)
+    for name, version in lowest.items():
+        assert reqs[name].specifier.contains(version, prereleases=True), (name, version)
+        if name != "torch":
+            assert version == lower_bound(reqs[name]), (name, version)
+    assert lowest["torch"] == Version("2.13.0") and lower_bound(reqs["torch"]) == Version("2.11")
+
+
+def test_environment_yml_has_the_runtime_pins_of_the_lock():
+    locked = pins("requirements.lock")
+    runtime = {f"{name}=={locked[name]}" for name in ranges("runtime")}
     text = (ROOT / "environment.yml").read_text()
-    pip_lines = {m.group(1) for m in re.finditer(r"^\s+- ([A-Za-z0-9_.\-]+==\S+)$", text, re.M)}
-    assert pip_lines == pins
+    pip_lines = re.findall(r"^\s+- ([A-Za-z0-9_.\-]+==\S+)$", text, re.M)
+    assert {str(Requirement(line)) for line in pip_lines} == {str(Requirement(r)) for r in runtime}
     assert re.search(r"^\s+- python=3\.11$", text, re.M)
+    assert re.search(r"^\s+- -e \.$", text, re.M)
+
+
+def test_make_installs_the_lock_and_ci_tries_the_lowest_versions():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^\$\(STAMP\): pyproject\.toml requirements\.lock$", makefile, re.M)
+    assert "pip install --quiet -r requirements.lock -e '.[test]'" in makefile
+    assert re.search(r"^test-min:", makefile, re.M)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in ci
+    assert ci.index("make test\n") < ci.index("make test-min\n")
 
 
 def test_no_forbidden_packages():
-    text = (ROOT / "pyproject.toml").read_text() + (ROOT / "environment.yml").read_text()
+    files = ("pyproject.toml", "environment.yml", "requirements.lock", "requirements-min.txt")
+    text = "".join((ROOT / name).read_text() for name in files)
     for name in ("ptan", "tensorboardX", "autorom", '"gym=='):
         assert name.lower() not in text.lower()
+    for names in (ranges(), pins("requirements.lock"), pins("requirements-min.txt")):
+        assert "gym" not in names  # the old package, not gymnasium
 
 
 def test_quick_start_has_the_two_commands_and_ci_runs_make_test():
@@ -41,3 +113,38 @@ def test_quick_start_has_the_two_commands_and_ci_runs_make_test():
     makefile = (ROOT / "Makefile").read_text()
     for target in ("train:", "test:", "lab:", "bench:"):
         assert re.search(rf"^{target}", makefile, re.M), target
+
+
+def _import_lib_in(python_args: list[str], extra_path: str = "") -> subprocess.CompletedProcess:
+    code = f"import sys; sys.path[:0] = [{str(ROOT)!r}, {extra_path!r}]; import lib"
+    return subprocess.run(
+        [sys.executable, *python_args, "-c", code], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_lib_in_an_empty_environment_names_every_package_and_the_install_line():
+    # -S: no site-packages at all, as in a fresh environment
+    out = _import_lib_in(["-I", "-S"])
+    assert out.returncode == 1
+    message = out.stderr.strip().splitlines()
+    assert any("needs 9 package(s)" in line for line in message), out.stderr
+    line = next(x.strip() for x in message if x.strip().startswith("%pip install"))
+    assert '"torch>=' in line and '"gymnasium>=' in line and '"ale-py>=' in line
+
+
+def test_install_line_leaves_packages_that_are_there_alone(tmp_path):
+    """torch and numpy present (a hosted service's), the rest missing: only the rest is named."""
+    import numpy
+    import torch
+
+    for module in (torch, numpy):
+        (tmp_path / module.__name__).symlink_to(Path(module.__file__).parent)
+    out = _import_lib_in(["-I", "-S"], str(tmp_path))
+    assert "needs 7 package(s)" in out.stderr, out.stderr
+    line = next(x.strip() for x in out.stderr.splitlines() if x.strip().startswith("%pip"))
+    assert "torch" not in line and "numpy" not in line and '"gymnasium>=' in line
+
+
+def test_lib_imports_cleanly_where_everything_is_installed():
+    out = _import_lib_in([])
+    assert out.returncode == 0, out.stderr

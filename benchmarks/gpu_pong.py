@@ -1,0 +1,106 @@
+"""The CUDA path, proved in one call of under 9 minutes on one GPU machine.
+
+    bash benchmarks/gpu_pong.sh                       # on the GPU machine (installs wheels)
+    python -m benchmarks.gpu_pong --device cpu --probe-seconds 5 --train-seconds 10 \\
+        --processes 1 --envs 2 --name gpu_pong_cpu_check     # a rehearsal on any machine
+
+1. prints the GPU and the CPU it found;
+2. probes where the workers should run the network: A3C Pong for `--probe-seconds` with
+   `worker_device="learner"` (inference on the GPU) and with `"cpu"` (on the workers' cores),
+   and keeps the faster (frames/s, steady state);
+3. trains Pong with that placement and a layout for the machine's cores until the mean of
+   the last 100 scores reaches the preset's bound or `--train-seconds` have passed;
+4. writes `benchmarks/results/<name>.json` (machine, probe, summary, learning curve), which
+   notebook 6 reads, and leaves the run folder (TensorBoard, checkpoints) under runs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import machine, machine_line, save, table, train_in_tmp
+from lib import get_preset
+from lib.a3c import train
+
+
+def layout(cores: int, processes: int | None, envs: int | None) -> tuple[int, int]:
+    """Workers and envs each: one worker per core, two cores left for the learner's process."""
+    return processes or max(1, cores - 2), envs or 8
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_pong", description=__doc__)
+    p.add_argument("--device", default="cuda", help="cuda (the point), or cpu for a rehearsal")
+    p.add_argument("--preset", default="pong-fast")
+    p.add_argument("--probe-seconds", type=float, default=30.0, help="per worker placement")
+    p.add_argument("--train-seconds", type=float, default=420.0)
+    p.add_argument("--processes", type=int, help="workers (default: cores - 2)")
+    p.add_argument("--envs", type=int, help="envs per worker (default: 8)")
+    p.add_argument("--name", default="gpu_pong", help="results file name, no .json")
+    p.add_argument("--run-dir", default="runs/gpu_pong")
+    args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("no CUDA device here; rehearse with --device cpu")
+
+    m = {**machine(), "device": args.device}
+    print(f"machine: {machine_line(m)}", flush=True)
+    processes, envs = layout(os.cpu_count() or 1, args.processes, args.envs)
+    get_preset(args.preset, processes=processes, envs_per_process=envs)  # checked up front
+    print(f"layout: {processes} workers x {envs} envs, preset {args.preset}", flush=True)
+
+    probe = []
+    for placement in ("learner", "cpu"):
+        config = get_preset(
+            args.preset,
+            processes=processes,
+            envs_per_process=envs,
+            worker_device=placement,
+            max_seconds=args.probe_seconds,
+            stop_score=1e9,
+        )
+        s = train_in_tmp(config, device=args.device)
+        probe.append(
+            {
+                "worker_device": placement,
+                "frames": s.frames,
+                "steady_fps": s.steady_fps,
+                "startup_s": s.startup_seconds,
+            }
+        )
+        print(table([probe[-1]], list(probe[-1])), flush=True)
+    best = max(probe, key=lambda r: r["steady_fps"])["worker_device"]
+    print(f"faster placement: worker_device={best!r}", flush=True)
+
+    config = get_preset(
+        args.preset,
+        processes=processes,
+        envs_per_process=envs,
+        worker_device=best,
+        max_seconds=args.train_seconds,
+        checkpoint_minutes=2.0,
+    )
+    start = time.monotonic()
+    summary = train(config, run_dir=args.run_dir, device=args.device, progress=True)
+    print(summary.line(), flush=True)
+    curve = json.loads((Path(args.run_dir) / "curve.json").read_text())
+    result = {
+        "machine": m,
+        "layout": {"processes": processes, "envs_per_process": envs},
+        "probe": probe,
+        "worker_device": best,
+        "summary": {**summary.__dict__, "seconds_with_cleanup": time.monotonic() - start},
+        "config": config.to_dict(),
+        "points": curve["points"],
+    }
+    print(f"wrote {save(args.name, result)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

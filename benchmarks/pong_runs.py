@@ -1,0 +1,104 @@
+"""Learning runs side by side: frames and seconds each took to reach a few mean scores.
+
+    python -m benchmarks.pong_runs runs/pong-cand-a runs/pong-cand-b --name pong_candidates
+    python -m benchmarks.pong_runs runs/pong-fast --name learning_pong_fast_cpu
+
+Each argument is a run folder of `python -m lib.train`. Its curve comes from `curve.json`
+(written by the learner at every checkpoint) or, for runs older than that file, from the
+episode scores in its TensorBoard log. Runs compared in one call should have shared the
+machine alike (run at the same time, or interleaved). The JSON keeps every episode's score in
+the format of `benchmarks.learning`, which notebook 6 plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import machine, machine_line, save, table
+from lib.checkpoint import load_checkpoint
+from lib.tracking import Summary, learning_curve
+
+MILESTONES = (-15.0, 0.0, 18.0)
+
+
+def read_curve(run_dir: Path, window: int = 100) -> list[dict[str, float]]:
+    """The run's learning curve points (frames, seconds, score, mean)."""
+    if (run_dir / "curve.json").exists():
+        return json.loads((run_dir / "curve.json").read_text())["points"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    start = min(e.wall_time for e in acc.Tensors("config/text_summary"))
+    events = acc.Scalars("charts/episode_score")
+    return learning_curve(
+        [e.value for e in events],
+        [e.step for e in events],
+        [e.wall_time - start for e in events],
+        window,
+    )
+
+
+def reached(points: list[dict[str, float]], score: float, window: int) -> dict[str, Any]:
+    """The first point where the mean of the last `window` scores reached `score`."""
+    for i, p in enumerate(points):
+        if i + 1 >= window and p["mean"] >= score:
+            return {"frames": p["frames"], "seconds": p["seconds"], "episodes": i + 1}
+    return {"frames": None, "seconds": None, "episodes": None}
+
+
+def describe(run_dir: Path) -> dict[str, Any]:
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    config = state["config"]
+    window = int(config.get("score_window", 100))
+    points = read_curve(run_dir, window)
+    summary = (
+        Summary.load(run_dir / "summary.json").__dict__
+        if (run_dir / "summary.json").exists()
+        else None
+    )
+    return {
+        "run": run_dir.name,
+        "config": config,
+        "summary": summary,
+        "milestones": {f"{m:g}": reached(points, m, window) for m in MILESTONES},
+        "solved": bool(summary and summary["solved"]),
+        "scores": [p["score"] for p in points],
+        "score_frames": [p["frames"] for p in points],
+        "score_seconds": [p["seconds"] for p in points],
+        "points": points,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.pong_runs", description=__doc__)
+    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument("--name", required=True, help="results file name, no .json")
+    p.add_argument("--note", default="", help="how the runs shared the machine, in words")
+    args = p.parse_args(argv)
+    runs = [describe(d) for d in args.run_dirs]
+    m = machine()
+    rows = []
+    for r in runs:
+        row = {"run": r["run"], "episodes": len(r["scores"])}
+        last = r["points"][-1] if r["points"] else {"frames": 0, "seconds": 0, "mean": None}
+        row |= {
+            "frames": last["frames"],
+            "minutes": last["seconds"] / 60,
+            "last mean": last["mean"],
+        }
+        for name, hit in r["milestones"].items():
+            row[f"frames to {name}"] = hit["frames"] if hit["frames"] is not None else "-"
+            row[f"min to {name}"] = hit["seconds"] / 60 if hit["seconds"] is not None else "-"
+        rows.append(row)
+    print(f"machine: {machine_line(m)}")
+    print(table(rows, list(rows[0])))
+    print(f"wrote {save(args.name, {'machine': m, 'note': args.note, 'runs': runs})}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
