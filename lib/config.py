@@ -145,7 +145,6 @@ PRESETS: dict[str, A3CConfig] = {
     "cartpole": CARTPOLE,
 }
 
-NETS = ("atari", "atari-small", "mlp")
 WORKER_DEVICES = ("learner", "cpu")
 
 
@@ -200,7 +199,9 @@ def _check(ok: bool, field: str, value: Any, rule: str) -> None:
 def validate(config: A3CConfig) -> A3CConfig:
     """Raise `ConfigError` naming the first bad field and its valid range; return the config."""
     c = config
-    _check(c.net in NETS, "net", c.net, f"use one of {NETS}")
+    from lib.model import NETWORKS  # the one registry of networks (lib.model imports this file)
+
+    _check(c.net in NETWORKS, "net", c.net, f"use one of {tuple(NETWORKS)}")
     _check(c.hidden_size >= 1, "hidden_size", c.hidden_size, "must be >= 1")
     _check(0.0 <= c.gamma <= 1.0, "gamma", c.gamma, "must be in [0, 1]")
     _check(c.learning_rate > 0, "learning_rate", c.learning_rate, "must be > 0")

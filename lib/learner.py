@@ -2,7 +2,7 @@
 
 `Learner` owns everything the run's main process keeps: the network whose weights the workers
 act with, Adam, the frame and update counters, the recent scores, the TensorBoard log and the
-checkpoints. `lib.a3c.train` hands it each message from the queue; every `batch_size` frames
+checkpoints. `lib.a3c.learn` hands it each message from the workers; every `batch_size` frames
 it makes one A2C update (notebook 4) and logs what the seed logs.
 """
 
@@ -129,25 +129,13 @@ class Learner:
         self.scores: list[float] = []
         self.score_frames: list[int] = []
         self.score_seconds: list[float] = []
-        if state is not None:
-            self.net.load_state_dict(state["model"])
-            self.frames, self.updates = int(state["frames"]), int(state["updates"])
-            for score in state.get("scores", []):
-                self.tracker.add(score)
-            self.tracker.episodes = int(state["episodes"])
-            self.tracker.best_mean = state.get("best_mean_score")
-            self.seconds_before = float(state.get("wall_seconds", 0.0))
-            history = state.get("history", {})
-            self.scores = list(history.get("scores", []))
-            self.score_frames = list(history.get("frames", []))
-            self.score_seconds = list(history.get("seconds", []))
         self.net.to(device)
         # made after the move, so its state lives on the same device as the weights
         self.optimizer = torch.optim.Adam(
             self.net.parameters(), lr=config.learning_rate, eps=config.adam_eps
         )
-        if state is not None and "optimizer" in state:
-            self.optimizer.load_state_dict(state["optimizer"])
+        if state is not None:
+            self.restore(state)
         self.weights = WorkerWeights(
             self.net, copied=config.worker_device == "cpu" and device.type != "cpu"
         )
@@ -158,13 +146,30 @@ class Learner:
         self.start = time.monotonic()
         self.first_update: tuple[float, int] | None = None
         """(time, frames) at the first update: the steady state is measured from there."""
-        self.queue_wait = 0.0
+        self.wait_seconds = 0.0
+        """Seconds the learner waited for the workers since its last log line."""
         self._batch: list[MicroBatch] = []
         self._batch_frames = 0
         self._best: dict[str, Any] | None = None
         self._best_saved_at = self.start
 
     # --- what the workers send -----------------------------------------------------------
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Go on from a checkpoint: weights, Adam, counters, scores and the curve's clock."""
+        self.net.load_state_dict(state["model"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.frames, self.updates = int(state["frames"]), int(state["updates"])
+        for score in state.get("scores", []):
+            self.tracker.add(score)
+        self.tracker.episodes = int(state["episodes"])
+        self.tracker.best_mean = state.get("best_mean_score")
+        self.seconds_before = float(state.get("wall_seconds", 0.0))
+        history = state.get("history", {})  # checkpoints older than curve.json have none
+        self.scores = list(history.get("scores", []))
+        self.score_frames = list(history.get("frames", []))
+        self.score_seconds = list(history.get("seconds", []))
 
     def run_seconds(self, now: float | None = None) -> float:
         """Training seconds of the whole run, across resumes: the clock of its learning curve."""
@@ -189,6 +194,10 @@ class Learner:
         if self._best is not None and now - self._best_saved_at >= BEST_SAVE_SECONDS:
             self.save_best()
         return solved
+
+    def waited(self, seconds: float) -> None:
+        """Count time spent waiting for the workers (logged as `perf/wait_s`)."""
+        self.wait_seconds += seconds
 
     def add_micro_batch(self, item: MicroBatch) -> bool:
         """Keep a worker's micro-batch; once `batch_size` frames are in, train on them.
@@ -226,9 +235,9 @@ class Learner:
         track("losses/value", loss.value, step)
         track("losses/total", loss.total, step)
         track("losses/grad_norm", grad_norm, step)
-        track("perf/queue_wait_s", self.queue_wait, step)
+        track("perf/wait_s", self.wait_seconds, step)
         track("perf/fps", self.steady_fps(), step)
-        self.queue_wait = 0.0
+        self.wait_seconds = 0.0
 
     # --- when to stop, and what to show --------------------------------------------------
 

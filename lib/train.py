@@ -13,11 +13,12 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from lib.config import NETS, PRESETS, WORKER_DEVICES, A3CConfig, ConfigError, field_docs, get_preset
+from lib.config import PRESETS, WORKER_DEVICES, A3CConfig, ConfigError, field_docs, get_preset
+from lib.model import NETWORKS
 
 ALIASES = {"envs_per_process": ("--envs",), "learning_rate": ("--lr",)}
 """Short spellings kept from earlier versions of this command line."""
-CHOICES = {"net": NETS, "worker_device": WORKER_DEVICES}
+CHOICES = {"net": tuple(NETWORKS), "worker_device": WORKER_DEVICES}
 TYPES = {"int": int, "float": float, "str": str}
 NOT_OPTIONS = ("preset",)
 """Fields set another way: `--preset` picks the whole starting config."""

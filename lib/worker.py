@@ -6,14 +6,10 @@ notebook) so the `spawn` start method can import it by name in the fresh child i
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import signal
 import sys
-import threading
 import traceback
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,6 +21,7 @@ from lib.agent import PolicyAgent
 from lib.config import A3CConfig
 from lib.envs import make_env
 from lib.experience import ExperienceSourceFirstLast
+from lib.pool import Sender, Stopped, WorkerFailed
 
 
 class EpisodeScores(NamedTuple):
@@ -42,13 +39,6 @@ class MicroBatch(NamedTuple):
     states: np.ndarray
     actions: np.ndarray
     ref_values: np.ndarray
-
-
-class WorkerFailed(NamedTuple):
-    """A worker caught an exception; the learner raises it with this traceback."""
-
-    worker_id: int
-    traceback: str
 
 
 def worker_seed(config: A3CConfig, worker_id: int) -> int:
@@ -71,10 +61,6 @@ def lower_priority(niceness: int) -> bool:
     return True
 
 
-class _Stopped(Exception):
-    pass
-
-
 def data_func(
     worker_id: int,
     config: A3CConfig,
@@ -88,7 +74,7 @@ def data_func(
 
     `conn` is the write end of this worker's own pipe to the learner (not a queue shared by all
     workers: a worker killed in the middle of a message must not wedge the others, see
-    `lib.a3c.WorkerPool`). A background thread sends; with at most two messages waiting in the
+    `lib.pool.WorkerPool`). A background thread sends; with at most two messages waiting in the
     worker and one in the pipe, a worker runs only a few micro-batches ahead of the learner.
     """
     # Ctrl+C reaches the whole process group; only the learner decides how to stop.
@@ -107,7 +93,7 @@ def data_func(
     def should_stop() -> bool:
         return stop_flag.value or os.getppid() != parent_pid
 
-    sender = _Sender(conn, should_stop)
+    sender = Sender(conn, should_stop)
     try:
         envs = [make_env(config.env_id, seed=seed + i) for i in range(config.envs_per_process)]
         agent = PolicyAgent(net, device)
@@ -137,48 +123,8 @@ def data_func(
                     batch.ref_values.numpy(),
                 )
             )
-    except _Stopped:
+    except Stopped:
         pass
     except BaseException:
         sender.send_last(WorkerFailed(worker_id, traceback.format_exc()))
         raise SystemExit(1) from None
-
-
-class _Sender:
-    """Sends on a background thread, so the worker plays on while a micro-batch crosses the
-    pipe (what `multiprocessing.Queue`'s feeder thread does; sending from the worker's own
-    loop cost 12% of A3C's frames/s on Pong). At most `maxsize` messages wait here."""
-
-    def __init__(self, conn: Any, should_stop: Callable[[], bool], maxsize: int = 2):
-        self.conn = conn
-        self.should_stop = should_stop
-        self.items: queue.Queue[Any] = queue.Queue(maxsize)
-        self.broken = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="sender", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (item := self.items.get()) is not None:
-            try:
-                self.conn.send(item)
-            except OSError:  # the learner closed its end (stopping) or is gone
-                self.broken.set()
-                return
-
-    def put(self, item: Any) -> None:
-        """Queue `item`; block while full, but wake up to notice a stop or a lost learner."""
-        while True:
-            if self.should_stop() or self.broken.is_set():
-                raise _Stopped
-            try:
-                self.items.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    def send_last(self, item: Any, timeout: float = 10.0) -> None:
-        """Send `item` after what is queued, and wait (bounded) until it has left."""
-        with contextlib.suppress(queue.Full):
-            self.items.put(item, timeout=timeout)
-            self.items.put(None, timeout=timeout)
-        self.thread.join(timeout)

@@ -57,7 +57,7 @@ def test_tensorboard_holds_the_seed_metrics(pong_run):
         "losses/value",
         "losses/total",
         "perf/fps",
-        "perf/queue_wait_s",
+        "perf/wait_s",
     }
     assert expected <= tags
     entropy = acc.Scalars("losses/entropy")[-1].value
@@ -195,9 +195,9 @@ def test_worker_without_os_nice_runs_at_normal_priority_and_says_so(capfd):
     import psutil
     from procs import data_func_without_nice
 
-    from lib.a3c import WorkerPool
     from lib.envs import obs_shape_and_actions
     from lib.model import make_net
+    from lib.pool import WorkerPool
     from lib.worker import MicroBatch
 
     config = get_preset("cartpole", processes=1, envs_per_process=2)

@@ -16,7 +16,7 @@ import torch
 from procs import alive, blocked_in_pipe_write, wait_for, workers_of
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import lib.a3c
+import lib.pool
 from lib import get_preset
 from lib.a2c import NumericalError
 from lib.a3c import WorkerError, train
@@ -99,7 +99,7 @@ def test_stuck_workers_stop_the_run_instead_of_hanging_it(tmp_path, monkeypatch)
     def stop_every_worker():  # SIGSTOP: alive, silent, and deaf to SIGTERM
         assert training.wait(120), "the learner never made an update"
         # shortened only now, so a slow start-up cannot trip it before the workers are stopped
-        monkeypatch.setattr(lib.a3c, "STALL_SECONDS", 4.0)
+        monkeypatch.setattr(lib.pool, "STALL_SECONDS", 4.0)
         for worker in workers_of():
             worker.send_signal(signal.SIGSTOP)
             stopped.append((time.monotonic(), worker.pid))
@@ -127,7 +127,7 @@ def test_worker_frozen_in_the_middle_of_a_message_is_named(tmp_path, monkeypatch
             for worker in workers_of():
                 worker.send_signal(signal.SIGSTOP)
                 frozen[worker.pid] = time.monotonic()
-            monkeypatch.setattr(lib.a3c, "STALL_SECONDS", 5.0)
+            monkeypatch.setattr(lib.pool, "STALL_SECONDS", 5.0)
 
     config = get_preset("pong", processes=2, envs_per_process=2, max_frames=10**9)
     with pytest.raises(WorkerError, match=r"is alive but has sent nothing for \d+ s") as err:

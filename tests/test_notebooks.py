@@ -176,3 +176,40 @@ def test_notebook_executes_in_quick_mode(path, course_copy, tmp_path, monkeypatc
     assert all(f.startswith(str(course_copy / "lib")) for f in imported_from.values())
     if calls_to(code_of(path), "lib.a3c", "train"):  # notebook 05 trains with workers
         assert len(imported_from) >= 2, "no spawned worker imported the copy's lib"
+
+
+ASSETS = NOTEBOOKS / "assets"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def test_committed_pong_agent_loads_and_is_small():
+    """The trained Pong agent that notebook 05 shows to readers who cannot train one."""
+    import torch
+
+    from lib.checkpoint import load_checkpoint, load_model
+    from lib.model import NETWORKS
+
+    path = ASSETS / "pong_a3c.pt"
+    assert path.stat().st_size <= 7 * 2**20
+    state = load_checkpoint(path)
+    assert all(v.dtype == torch.float16 for v in state["model"].values())
+    net, config = load_model(path)
+    assert isinstance(net, NETWORKS[config.net]) and config.env_id == "PongNoFrameskip-v4"
+    assert state["best_mean_score"] >= 18.0
+    logits, value = net(torch.zeros(2, *state["obs_shape"], dtype=torch.uint8))
+    assert logits.shape == (2, state["n_actions"]) and value.shape == (2, 1)
+
+
+def test_committed_pong_gif_and_curve_parse():
+    import json
+
+    from PIL import Image
+
+    with Image.open(ASSETS / "pong_a3c.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames > 100 and gif.size[0] >= 80
+    run = json.loads((RESULTS / "learning_pong_fast_cpu.json").read_text())["runs"][0]
+    assert run["solved"] and run["summary"]["mean_score"] >= 18.0
+    points = run["points"]
+    assert [p["frames"] for p in points] == sorted(p["frames"] for p in points)
+    assert points[-1]["mean"] >= 18.0 and run["milestones"]["18"]["frames"] is not None
+    assert run["config"]["preset"] == "pong-fast"
