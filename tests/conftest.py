@@ -1,4 +1,20 @@
+import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture
+def sigint_enabled():
+    """Python's own Ctrl+C handler for this test, whatever this process inherited.
+
+    A shell starts a background job (`make test &`, `nohup ...`) with SIGINT ignored, and Python
+    keeps it ignored: a test that sends SIGINT would then wait for ever. Tests of Ctrl+C ask
+    for this fixture, and start their children with `procs.restore_sigint`.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

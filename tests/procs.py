@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import psutil
@@ -72,3 +73,10 @@ def data_func_without_nice(*args) -> None:
     from lib.worker import data_func
 
     data_func(*args)
+
+
+def restore_sigint() -> None:
+    """`preexec_fn` for a child that must see Ctrl+C even when this suite runs as a background
+    job (whose children inherit SIGINT ignored): the default action, which the child's Python
+    turns into KeyboardInterrupt as usual."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

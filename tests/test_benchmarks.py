@@ -34,7 +34,7 @@ def test_table_is_markdown():
     assert text.splitlines() == ["| a | b |", "|---|---|", "| 1 | 1,234 |", "| 2 | 0.50 |"]
 
 
-def test_an_interrupted_run_stops_the_benchmark_instead_of_counting():
+def test_an_interrupted_run_stops_the_benchmark_instead_of_counting(sigint_enabled):
     """`train` returns normally on Ctrl+C; a benchmark must not record that run as a figure."""
     config = get_preset("cartpole", processes=1, envs_per_process=2, max_frames=0)
     sent = []
@@ -100,3 +100,19 @@ def test_a_runs_curve_reads_the_same_from_curve_json_and_from_tensorboard(tmp_pa
     assert [p["mean"] for p in written] == [p["mean"] for p in from_tb]
     row = describe(tmp_path)
     assert row["scores"] == [p["score"] for p in written] and not row["solved"]
+
+
+def test_presets_benchmark_writes_medians_and_ratios():
+    from benchmarks import presets
+    from benchmarks.common import RESULTS
+
+    name = f"test_presets_{os.getpid()}"
+    args = ["cartpole", "--frames", "3000", "--repeats", "2", "--name", name]
+    try:
+        assert presets.main(args) == 0
+        result = json.loads((RESULTS / f"{name}.json").read_text())
+    finally:
+        (RESULTS / f"{name}.json").unlink(missing_ok=True)
+    (row,) = result["rows"]
+    assert len(result["runs"]["cartpole"]) == 2 and all(x > 0 for x in result["runs"]["cartpole"])
+    assert row["vs cartpole"] == 1.0 and row["layout"] == "2 x 8"

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from procs import alive, blocked_in_pipe_write, wait_for, workers_of
+from procs import alive, blocked_in_pipe_write, restore_sigint, wait_for, workers_of
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import lib.pool
@@ -201,6 +201,7 @@ def _start_cli(tmp_path, *extra):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=restore_sigint,  # Ctrl+C must reach it even if this suite runs in the background
     )
     assert wait_for(lambda: len(workers_of(proc.pid)) == 2, 60), "workers did not start"
     workers = workers_of(proc.pid)

@@ -213,3 +213,24 @@ def test_committed_pong_gif_and_curve_parse():
     assert [p["frames"] for p in points] == sorted(p["frames"] for p in points)
     assert points[-1]["mean"] >= 18.0 and run["milestones"]["18"]["frames"] is not None
     assert run["config"]["preset"] == "pong-fast"
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=notebook_ids())
+def test_committed_notebook_loses_no_picture_in_an_html_export(path):
+    """`jupyter nbconvert --to html` keeps every picture: no output falls back to its text
+    (`<IPython.core.display.Image object>`), and each image output becomes an <img>."""
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(path, as_version=4)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert "IPython.core.display.Image object" not in html
+    pictures = [
+        o
+        for o in _outputs_of(nb)
+        if {"image/png", "image/jpeg", "image/gif"} & set(o.get("data", {}))
+    ]
+    assert pictures
+    for o in pictures:
+        if "image/gif" in o["data"] and "image/png" not in o["data"]:
+            raise AssertionError(f"{path.name}: a GIF output, which the HTML export drops")
+    assert html.count("<img") >= len(pictures)
