@@ -8,7 +8,7 @@ STAMP_MIN := $(VENV_MIN)/.installed
 PRESET ?= pong
 TRAIN_ARGS ?=
 
-.PHONY: install train test test-fast test-min lab bench lint format clean
+.PHONY: install train test test-fast test-min lab bench lint format clean gpu-wheels
 
 # The exact pins of requirements.lock; pyproject.toml only states the ranges they must satisfy.
 $(STAMP): pyproject.toml requirements.lock
@@ -44,6 +44,14 @@ $(STAMP_MIN): pyproject.toml requirements-min.txt
 ## The fast tests against those lowest versions (a few minutes; CI runs it after `make test`).
 test-min: $(STAMP_MIN)
 	$(VENV_MIN)/bin/python -m pytest -q -m "not slow" --ignore=tests/test_notebooks.py
+
+## Wheels for a GPU machine without internet that has Python 3.12 and torch (README: "On a GPU
+## machine without internet"): the three packages it lacks, at the lock's versions, into .whl/.
+gpu-wheels:
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+		gymnasium==1.2.2 ale-py==0.12.1 farama-notifications==0.0.6
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

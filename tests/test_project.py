@@ -146,3 +146,11 @@ def test_install_line_leaves_packages_that_are_there_alone(tmp_path):
 def test_lib_imports_cleanly_where_everything_is_installed():
     out = _import_lib_in([])
     assert out.returncode == 0, out.stderr
+
+
+def test_gpu_wheels_are_the_locked_versions():
+    """`make gpu-wheels` fetches gymnasium and ale-py at the versions `make` installs here."""
+    target = (ROOT / "Makefile").read_text().split("gpu-wheels:", 1)[1].split("\n\n", 1)[0]
+    locked = pins("requirements.lock")
+    for name in ("gymnasium", "ale-py"):
+        assert f"{name}=={locked[name]}" in target, name
