@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 VENV_MIN := .venv-min
 STAMP_MIN := $(VENV_MIN)/.installed
-PRESET ?= pong
+PRESET ?= pong-fast
 TRAIN_ARGS ?=
 
 .PHONY: install train test test-fast test-min lab bench lint format clean gpu-wheels
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-## Train A3C on Pong with the seed's settings (PRESET=cartpole for a one-minute CPU run).
+## Train A3C on Pong with the pong-fast preset (PRESET=pong: the seed's exact settings;
+## PRESET=cartpole: a one-minute CPU run).
 train: $(STAMP)
 	$(PY) -m lib.train --preset $(PRESET) --device auto $(TRAIN_ARGS)
 
