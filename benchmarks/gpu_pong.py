@@ -27,6 +27,7 @@ import torch
 from benchmarks.common import machine, machine_line, save, table, train_in_tmp
 from lib import get_preset
 from lib.a3c import train
+from lib.config import override
 
 
 def layout(cores: int, processes: int | None, envs: int | None) -> tuple[int, int]:
@@ -51,18 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     m = {**machine(), "device": args.device}
     print(f"machine: {machine_line(m)}", flush=True)
     processes, envs = layout(os.cpu_count() or 1, args.processes, args.envs)
-    get_preset(args.preset, processes=processes, envs_per_process=envs)  # checked up front
+    base = get_preset(args.preset, processes=processes, envs_per_process=envs)  # checked now
     print(f"layout: {processes} workers x {envs} envs, preset {args.preset}", flush=True)
 
     probe = []
     for placement in ("learner", "cpu"):
-        config = get_preset(
-            args.preset,
-            processes=processes,
-            envs_per_process=envs,
-            worker_device=placement,
-            max_seconds=args.probe_seconds,
-            stop_score=1e9,
+        config = override(
+            base, worker_device=placement, max_seconds=args.probe_seconds, stop_score=1e9
         )
         s = train_in_tmp(config, device=args.device)
         probe.append(
@@ -77,13 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     best = max(probe, key=lambda r: r["steady_fps"])["worker_device"]
     print(f"faster placement: worker_device={best!r}", flush=True)
 
-    config = get_preset(
-        args.preset,
-        processes=processes,
-        envs_per_process=envs,
-        worker_device=best,
-        max_seconds=args.train_seconds,
-        checkpoint_minutes=2.0,
+    config = override(
+        base, worker_device=best, max_seconds=args.train_seconds, checkpoint_minutes=2.0
     )
     start = time.monotonic()
     summary = train(config, run_dir=args.run_dir, device=args.device, progress=True)
