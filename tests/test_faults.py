@@ -290,7 +290,7 @@ def test_resume_from_a_run_folder_continues_its_curve_in_the_same_folder(tmp_pat
     assert new and new[0]["frames"] >= saved["frames"]  # counted on from the checkpoint
     assert new[0]["seconds"] >= first["seconds"]  # the clock goes on, it does not restart
     assert second["frames"] == summary.frames >= 40_000
-    assert summary.wall_seconds >= second["points"][-1]["seconds"]
+    assert summary.wall_seconds + 0.05 >= second["points"][-1]["seconds"]  # curve: 0.1 s steps
     assert summary.episodes == len(second["points"])
     # one TensorBoard folder whose steps go on past the first run's frames
     acc = EventAccumulator(str(run))
