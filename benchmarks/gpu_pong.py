@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="pong-fast")
     p.add_argument("--probe-seconds", type=float, default=30.0, help="per worker placement")
     p.add_argument("--train-seconds", type=float, default=420.0)
+    p.add_argument(
+        "--deadline-seconds",
+        type=float,
+        default=540.0,
+        help="the whole script's budget: training is cut short to end inside it",
+    )
     p.add_argument("--processes", type=int, help="workers (default: cores - 2)")
     p.add_argument("--envs", type=int, help="envs per worker (default: 8)")
     p.add_argument("--name", default="gpu_pong", help="results file name, no .json")
@@ -49,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("no CUDA device here; rehearse with --device cpu")
 
+    began = time.monotonic()
     m = {**machine(), "device": args.device}
     print(f"machine: {machine_line(m)}", flush=True)
     processes, envs = layout(os.cpu_count() or 1, args.processes, args.envs)
@@ -60,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         config = override(
             base, worker_device=placement, max_seconds=args.probe_seconds, stop_score=1e9
         )
-        s = train_in_tmp(config, device=args.device)
+        try:
+            s = train_in_tmp(config, device=args.device)
+        except Exception as e:  # one placement failing must not cost the other, or the run
+            traceback.print_exc()
+            probe.append({"worker_device": placement, "error": f"{type(e).__name__}: {e}"})
+            continue
         probe.append(
             {
                 "worker_device": placement,
@@ -70,12 +83,17 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         print(table([probe[-1]], list(probe[-1])), flush=True)
-    best = max(probe, key=lambda r: r["steady_fps"])["worker_device"]
+    measured = [r for r in probe if "error" not in r]
+    if not measured:
+        print("both worker placements failed; see the tracebacks above", flush=True)
+        return 1
+    best = max(measured, key=lambda r: r["steady_fps"])["worker_device"]
     print(f"faster placement: worker_device={best!r}", flush=True)
+    # leave time for the workers' start and the last checkpoint inside the deadline
+    left = args.deadline_seconds - (time.monotonic() - began) - 30.0
+    train_seconds = max(10.0, min(args.train_seconds, left))
 
-    config = override(
-        base, worker_device=best, max_seconds=args.train_seconds, checkpoint_minutes=2.0
-    )
+    config = override(base, worker_device=best, max_seconds=train_seconds, checkpoint_minutes=2.0)
     start = time.monotonic()
     summary = train(config, run_dir=args.run_dir, device=args.device, progress=True)
     print(summary.line(), flush=True)
