@@ -189,7 +189,8 @@ def train(
     dev = default_device(device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     learner = Learner(config, run_dir, dev, resume)
-    workers = WorkerPool(config, learner.weights.net, learner.weights.device)
+    weights = learner.weights
+    workers = WorkerPool(config, weights.net, weights.device, version=weights.version)
     bar = _Bar(learner, enabled=progress)
     stop_reason, error = "running", None
     saved_threads = torch.get_num_threads()

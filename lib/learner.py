@@ -9,6 +9,8 @@ it makes one A2C update (notebook 4) and logs what the seed logs.
 from __future__ import annotations
 
 import copy
+import ctypes
+import multiprocessing as mp
 import os
 import time
 from dataclasses import dataclass, field
@@ -70,9 +72,12 @@ class WorkerWeights:
     every update, so inference runs on the workers' own CPU cores and the GPU only learns.
     """
 
-    def __init__(self, net: nn.Module, copied: bool):
+    def __init__(self, net: nn.Module, copied: bool, updates: int = 0):
         self.source = net
         self.copied = copied
+        # The learner's update count, which the workers read to tag what they send: a raw
+        # shared integer, lock-free like the pool's stop flag.
+        self.version = mp.get_context("spawn").RawValue(ctypes.c_int64, updates)
         self.net = copy.deepcopy(net).cpu() if copied else net
         self.device = "cpu" if copied else str(next(net.parameters()).device)
         if self.device == "cpu":
@@ -83,10 +88,12 @@ class WorkerWeights:
 
     @torch.no_grad()
     def publish(self) -> None:
-        """Copy the learner's weights into the workers' copy (nothing to do when shared)."""
+        """Copy the learner's weights into the workers' copy (nothing to do when shared), then
+        count one more update."""
         if self.copied:
             for dst, src in self._pairs:
                 dst.copy_(src)
+        self.version.value += 1
 
 
 def gather(micro_batches: list[MicroBatch], device: torch.device) -> Batch:
@@ -137,7 +144,9 @@ class Learner:
         if state is not None:
             self.restore(state)
         self.weights = WorkerWeights(
-            self.net, copied=config.worker_device == "cpu" and device.type != "cpu"
+            self.net,
+            copied=config.worker_device == "cpu" and device.type != "cpu",
+            updates=self.updates,
         )
 
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=self.frames if state else None)
@@ -209,10 +218,16 @@ class Learner:
         self.frames += len(item.actions)
         if self._batch_frames < self.config.batch_size:
             return False
+        lags = [self.updates - m.version for m in self._batch]
+        ages = [m.bootstrap_age for m in self._batch]
         batch = gather(self._batch, self.device)
         self._batch.clear()
         self._batch_frames = 0
         self.update(batch)
+        step = self.frames
+        self.tb.track("perf/policy_lag_mean", sum(lags) / len(lags), step)
+        self.tb.track("perf/policy_lag_max", max(lags), step)
+        self.tb.track("perf/bootstrap_age", sum(ages) / len(ages), step)
         return True
 
     def update(self, batch: Batch) -> None:

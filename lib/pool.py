@@ -130,6 +130,7 @@ class WorkerPool:
         net: nn.Module,
         device: str,
         target: Callable[..., None] | None = None,
+        version: Any = None,
     ):
         self.ctx = mp.get_context("spawn")
         # A raw shared flag, not an Event: an Event has a lock, and a worker killed or stopped
@@ -145,6 +146,8 @@ class WorkerPool:
         self.config = config
         self.net = net
         self.device = device
+        self.version = version
+        """The learner's update count, shared with the workers (`WorkerWeights.version`)."""
         if target is None:
             from lib.worker import data_func as target  # the data-parallel worker
         self.target = target
@@ -163,6 +166,7 @@ class WorkerPool:
                         writer,
                         self.stop_flag,
                         os.getpid(),
+                        self.version,
                     ),
                     name=f"a3c-worker-{worker_id}",
                     daemon=True,

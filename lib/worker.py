@@ -39,6 +39,13 @@ class MicroBatch(NamedTuple):
     states: np.ndarray
     actions: np.ndarray
     ref_values: np.ndarray
+    version: int = 0
+    """The learner's update count when this micro-batch's first transition came in: how new
+    the weights that chose its actions were (the oldest action is at most `reward_steps`
+    steps older). The learner's count minus this, when it trains on it, is the policy lag."""
+    bootstrap_age: int = 0
+    """Updates made while this micro-batch filled (0 with `reuse_values=False`): at most how
+    much older its reused bootstrap values V(s_last) are than a forward pass at the end."""
 
 
 def worker_seed(config: A3CConfig, worker_id: int) -> int:
@@ -61,6 +68,11 @@ def lower_priority(niceness: int) -> bool:
     return True
 
 
+def read_version(version: Any) -> int:
+    """The learner's update count from the shared integer (0 where there is none)."""
+    return 0 if version is None else int(version.value)
+
+
 def data_func(
     worker_id: int,
     config: A3CConfig,
@@ -69,6 +81,7 @@ def data_func(
     conn: Any,
     stop_flag: Any,
     parent_pid: int,
+    version: Any = None,
 ) -> None:
     """Play `config.envs_per_process` envs and feed the learner until told to stop.
 
@@ -76,6 +89,8 @@ def data_func(
     workers: a worker killed in the middle of a message must not wedge the others, see
     `lib.pool.WorkerPool`). A background thread sends; with at most two messages waiting in the
     worker and one in the pipe, a worker runs only a few micro-batches ahead of the learner.
+    `version`, a shared integer, is the learner's update count; each micro-batch carries it
+    for the policy-lag metrics.
     """
     # Ctrl+C reaches the whole process group; only the learner decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -105,22 +120,28 @@ def data_func(
             reuse_values=config.reuse_values,
         )
         micro_batch = []
+        first_version = 0
         for exp in exp_source:
             finished = exp_source.pop_rewards_steps()
             if finished:
                 scores, steps = zip(*finished, strict=True)
                 sender.put(EpisodeScores(worker_id, list(scores), list(steps)))
+            if not micro_batch:
+                first_version = read_version(version)
             micro_batch.append(exp)
             if len(micro_batch) < config.micro_batch_size:
                 continue
             batch = unpack_batch(micro_batch, net, device, gamma=config.gamma)
             micro_batch.clear()
+            age = read_version(version) - first_version if config.reuse_values else 0
             sender.put(
                 MicroBatch(
                     worker_id,
                     batch.states.numpy(),
                     batch.actions.numpy(),
                     batch.ref_values.numpy(),
+                    first_version,
+                    age,
                 )
             )
     except Stopped:

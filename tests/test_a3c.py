@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lib import AtariA2C, get_preset
 from lib.a3c import train
 from lib.checkpoint import load_checkpoint
+from lib.config import override
 from lib.tracking import Summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,8 +59,13 @@ def test_tensorboard_holds_the_seed_metrics(pong_run):
         "losses/total",
         "perf/fps",
         "perf/wait_s",
+        "perf/policy_lag_mean",
+        "perf/policy_lag_max",
+        "perf/bootstrap_age",
     }
     assert expected <= tags
+    # the real workers tag their micro-batches: no data from weights newer than the learner's
+    assert all(e.value >= 0 for e in acc.Scalars("perf/policy_lag_mean"))
     entropy = acc.Scalars("losses/entropy")[-1].value
     # an almost uniform policy over 6 actions: beta * sum p log p ~ -0.01 * ln 6
     assert entropy == pytest.approx(-0.01 * torch.log(torch.tensor(6.0)).item(), rel=0.05)
@@ -273,3 +279,32 @@ def test_progress_into_a_log_file_comes_as_whole_lines(tmp_path):
     assert all("frames [" in x for x in lines)
     assert "episodes=" in lines[-1] and "mean=" in lines[-1]
     assert len(lines) < 10  # one a minute at most, not one per update
+
+
+def test_policy_lag_grows_while_the_learner_falls_behind(tmp_path):
+    """One micro-batch per update, so the lag counts micro-batches. A learner that sleeps at
+    every message falls behind; the workers keep sending until every place a message can
+    wait is full (their senders' queues, the OS pipe buffers, the readers, the inbox). What
+    the learner trains on has waited behind all of it, and the lag grows as the backlog does.
+    An awake learner keeps up, and its lag stays small."""
+    from lib.plots import read_scalars
+
+    config = get_preset(
+        "cartpole", processes=2, envs_per_process=2, batch_size=32, micro_batch_size=32
+    )
+    lags = {}
+    for name, nap in (("awake", 0.0), ("sleepy", 0.05)):
+        run = tmp_path / name
+        s = train(
+            override(config, max_frames=4_000, stop_score=1e9),
+            run_dir=run,
+            progress=False,
+            callback=lambda _progress, nap=nap: time.sleep(nap),
+            callback_seconds=0.0,
+        )
+        assert s.stop_reason == "max_frames"
+        lags[name] = read_scalars(run, ["perf/policy_lag_mean"])["perf/policy_lag_mean"][1]
+    sleepy, awake = lags["sleepy"], lags["awake"]
+    print(f"policy lag, means of 10 updates: awake {awake.round(1)}, sleepy {sleepy.round(1)}")
+    assert sleepy[-1] > sleepy[0] + 10  # it grows while the backlog builds
+    assert sleepy.mean() > awake.mean() + 5

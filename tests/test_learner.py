@@ -100,3 +100,37 @@ def test_a_spawned_worker_sees_the_copied_weights_only_after_publish():
         if proc.is_alive():
             proc.kill()
             proc.join()
+
+
+def test_policy_lag_is_the_learners_update_count_minus_each_micro_batchs_version(tmp_path):
+    """Worked by hand: one micro-batch per update. Update 1 trains on data made with version
+    0 (lag 0); update 2 on data made before update 1 (version 0, lag 1); update 3 on data
+    made before both (version 0, lag 2). TensorBoard gets the mean of the three."""
+    from lib.plots import read_scalars
+
+    config = get_preset("cartpole", batch_size=32, micro_batch_size=32)
+    learner = Learner(config, tmp_path, torch.device("cpu"))
+    assert learner.weights.version.value == 0
+    for age in (4, 0, 2):
+        learner.add_micro_batch(micro_batch(32)._replace(version=0, bootstrap_age=age))
+    assert learner.updates == 3 and learner.weights.version.value == 3  # published each time
+    learner.finish("max_frames", None, learner.start)
+    tags = ["perf/policy_lag_mean", "perf/policy_lag_max", "perf/bootstrap_age"]
+    scalars = read_scalars(tmp_path, tags)
+    assert [scalars[t][1].tolist() for t in tags] == [[1.0], [1.0], [2.0]]  # (0+1+2)/3, (4+0+2)/3
+
+
+def test_a_resumed_learner_counts_versions_from_its_checkpoint(tmp_path):
+    config = get_preset("cartpole", batch_size=32, micro_batch_size=32)
+    first = Learner(config, tmp_path / "a", torch.device("cpu"))
+    first.add_micro_batch(micro_batch(32))
+    first.add_micro_batch(micro_batch(32))
+    first.finish("max_frames", None, first.start)
+    resumed = Learner(
+        config,
+        tmp_path / "b",
+        torch.device("cpu"),
+        resume=tmp_path / "a" / "checkpoints" / "last.pt",
+    )
+    assert resumed.updates == 2 and resumed.weights.version.value == 2
+    resumed.finish("max_frames", None, resumed.start)
