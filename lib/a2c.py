@@ -107,6 +107,24 @@ def _check_finite(name: str, value: torch.Tensor) -> None:
         )
 
 
+def _backward(net: nn.Module, batch: Batch, entropy_beta: float) -> A2CLoss:
+    """Forward pass, the A2C loss, and its gradient into the parameters' `.grad`."""
+    logits, values = net(batch.states)
+    loss = a2c_loss(logits, values, batch.actions, batch.ref_values, entropy_beta)
+    _check_finite("loss", loss.total.detach())
+    loss.total.backward()
+    return loss
+
+
+def _clip_and_step(
+    net: nn.Module, optimizer: torch.optim.Optimizer, clip_grad: float
+) -> torch.Tensor:
+    grad_norm = nn.utils.clip_grad_norm_(net.parameters(), clip_grad)
+    _check_finite("gradient norm", grad_norm.detach())
+    optimizer.step()
+    return grad_norm
+
+
 def a2c_update(
     net: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -121,11 +139,37 @@ def a2c_update(
     Returns the loss parts and the gradient norm before clipping.
     """
     optimizer.zero_grad()
-    logits, values = net(batch.states)
-    loss = a2c_loss(logits, values, batch.actions, batch.ref_values, entropy_beta)
-    _check_finite("loss", loss.total.detach())
-    loss.total.backward()
-    grad_norm = nn.utils.clip_grad_norm_(net.parameters(), clip_grad)
-    _check_finite("gradient norm", grad_norm.detach())
-    optimizer.step()
-    return loss, grad_norm
+    loss = _backward(net, batch, entropy_beta)
+    return loss, _clip_and_step(net, optimizer, clip_grad)
+
+
+def a2c_gradients(
+    net: nn.Module, batch: Batch, entropy_beta: float
+) -> tuple[list[torch.Tensor], A2CLoss]:
+    """The gradient of the A2C loss on `batch`, one tensor per parameter, without a step.
+
+    What a worker of gradient-parallel A3C computes (`variant="grad"`). `net`'s own `.grad`
+    is left empty, so a network shared with the learner carries no gradient of this process.
+    """
+    net.zero_grad(set_to_none=True)
+    loss = _backward(net, batch, entropy_beta)
+    grads = [
+        p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+        for p in net.parameters()
+    ]
+    net.zero_grad(set_to_none=True)
+    return grads, loss
+
+
+def apply_gradients(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    grads: Sequence[torch.Tensor],
+    clip_grad: float,
+) -> torch.Tensor:
+    """The learner's step of gradient-parallel A3C: `grads` as the parameters' gradient, then
+    the same clip and optimizer step as `a2c_update`. Returns the norm before clipping."""
+    optimizer.zero_grad()
+    for p, g in zip(net.parameters(), grads, strict=True):
+        p.grad = g.to(device=p.device, dtype=p.dtype)
+    return _clip_and_step(net, optimizer, clip_grad)

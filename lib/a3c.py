@@ -1,12 +1,17 @@
-"""A3C with data parallelism: spawned workers gather experience, one learner trains.
+"""A3C: spawned workers play, one learner trains; `train(config)` is the whole run.
 
-`train(config)` is the whole run, used alike by `python -m lib.train` and notebook 5:
+Used alike by `python -m lib.train` and the notebooks. Two ways to split the work
+(`config.variant`):
 
-    workers (spawn): envs -> PolicyAgent -> ExperienceSourceFirstLast -> unpack_batch
-        -> a pipe per worker: micro-batches (numpy, states uint8) and episode scores
-    learner (this process, `lib.learner.Learner`): gather micro-batches into a batch
-        -> a2c_loss -> clip -> Adam -> TensorBoard, RewardTracker, checkpoints, summary.json
+    data (the seed's): workers: envs -> PolicyAgent -> ExperienceSourceFirstLast -> unpack_batch
+        -> micro-batches (numpy, states uint8) and episode scores, a pipe per worker
+        learner (`lib.learner.Learner`): gather micro-batches into a batch -> a2c_loss -> clip
+        -> Adam
+    grad: workers as above, then the A2C loss's gradient on each micro-batch (`a2c_gradients`)
+        -> gradients and episode scores
+        learner: the mean of `batch_size / micro_batch_size` gradients -> clip -> Adam
 
+Either way the learner keeps TensorBoard, RewardTracker, checkpoints and summary.json, and
 `learn` is the loop between the two. The workers read the network the learner updates: its
 parameters live in shared memory (`share_memory()` on CPU, CUDA's own inter-process sharing on
 a GPU), or, with `worker_device="cpu"` and a GPU learner, in a CPU copy refreshed after every
@@ -36,7 +41,7 @@ from lib.config import A3CConfig, validate
 from lib.learner import Learner, Progress
 from lib.pool import WorkerError, WorkerFailed, WorkerPool
 from lib.tracking import RewardTracker, Summary
-from lib.worker import EpisodeScores
+from lib.worker import EpisodeScores, Gradients
 
 __all__ = ["Progress", "TrainingTerminated", "WorkerError", "WorkerPool", "learn", "train"]
 
@@ -165,8 +170,13 @@ def learn(
             if solved:
                 return "solved"
             continue
-        bar.frames(len(item.actions))
-        if learner.add_micro_batch(item) and (reason := learner.limit_reached()):
+        if isinstance(item, Gradients):
+            bar.frames(item.frames)
+            trained = learner.add_gradients(item)
+        else:
+            bar.frames(len(item.actions))
+            trained = learner.add_micro_batch(item)
+        if trained and (reason := learner.limit_reached()):
             return reason
 
 
@@ -179,7 +189,7 @@ def train(
     callback: Callable[[Progress], None] | None = None,
     callback_seconds: float = 2.0,
 ) -> Summary:
-    """Train with A3C data parallelism until solved, `max_frames`, an interrupt or an error.
+    """Train A3C (`config.variant`) until solved, `max_frames`, an interrupt or an error.
 
     Returns the run's `Summary` (also written to `run_dir/summary.json`). Ctrl+C, SIGTERM and
     Jupyter's interrupt button end the run cleanly and return with `stop_reason="interrupted"`;

@@ -76,6 +76,10 @@ class A3CConfig:
     has work, the workers yield the CPU to it (+13% frames/s on 2 cores, benchmarks/README.md)."""
     learner_threads: int = 0
     """torch threads for the learner; 0 = the cores the workers leave free (at least 1)."""
+    variant: str = "data"
+    """How the work is split: "data" (workers send experience, the learner computes every
+    gradient: the seed's design) or "grad" (workers compute gradients on their own
+    micro-batches and send those; the learner only averages them and steps Adam)."""
     worker_device: str = "cpu"
     """Where the workers run their forward passes: "cpu" (on their own cores, with a shared CPU
     copy of the weights refreshed after every update) or "learner" (on the learner's device,
@@ -170,6 +174,7 @@ PRESETS: dict[str, A3CConfig] = {
 }
 
 WORKER_DEVICES = ("learner", "cpu")
+VARIANTS = ("data", "grad")
 
 
 @functools.cache
@@ -250,6 +255,7 @@ def validate(config: A3CConfig) -> A3CConfig:
     _check(c.checkpoint_minutes > 0, "checkpoint_minutes", c.checkpoint_minutes, "must be > 0")
     _check(0 <= c.worker_nice <= 19, "worker_nice", c.worker_nice, "must be in [0, 19]")
     _check(c.learner_threads >= 0, "learner_threads", c.learner_threads, "must be >= 0 (0 = auto)")
+    _check(c.variant in VARIANTS, "variant", c.variant, f"use one of {VARIANTS}")
     _check(
         c.worker_device in WORKER_DEVICES,
         "worker_device",

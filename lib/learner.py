@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from lib.a2c import A2CLoss, Batch, a2c_update
+from lib.a2c import A2CLoss, Batch, a2c_update, apply_gradients
 from lib.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from lib.config import A3CConfig
 from lib.envs import obs_shape_and_actions
@@ -37,7 +37,7 @@ from lib.tracking import (
     machine_info,
     write_json_atomic,
 )
-from lib.worker import EpisodeScores, MicroBatch
+from lib.worker import EpisodeScores, Gradients, MicroBatch
 
 BEST_SAVE_SECONDS = 60.0
 """The best model is written at most this often (and always at exit)."""
@@ -159,6 +159,7 @@ class Learner:
         """Seconds the learner waited for the workers since its last log line."""
         self._batch: list[MicroBatch] = []
         self._batch_frames = 0
+        self._grads: list[Gradients] = []
         self._best: dict[str, Any] | None = None
         self._best_saved_at = self.start
 
@@ -224,21 +225,57 @@ class Learner:
         self._batch.clear()
         self._batch_frames = 0
         self.update(batch)
+        self._log_lag(lags, ages)
+        return True
+
+    def add_gradients(self, item: Gradients) -> bool:
+        """Keep a worker's gradient; once they cover `batch_size` frames, step with their mean.
+
+        The mean of the micro-batches' gradients is the gradient of the loss's mean over all
+        their samples (equal-sized micro-batches): the update data parallelism would make from
+        the same samples, except that each gradient was taken at the weights its worker had.
+        Returns True when an update was made.
+        """
+        self._grads.append(item)
+        self._batch_frames += item.frames
+        self.frames += item.frames
+        if self._batch_frames < self.config.batch_size:
+            return False
+        items, self._grads = self._grads, []
+        self._batch_frames = 0
+        lags = [self.updates - g.version for g in items]
+        mean = [
+            torch.from_numpy(np.mean([g.grads[i] for g in items], axis=0))
+            for i in range(len(items[0].grads))
+        ]
+        grad_norm = apply_gradients(self.net, self.optimizer, mean, self.config.clip_grad)
+        self._after_update()
+        for tag in items[0].stats:
+            self.tb.track(tag, float(np.mean([g.stats[tag] for g in items])), self.frames)
+        self.tb.track("losses/grad_norm", grad_norm, self.frames)
+        self._log_perf()
+        self._log_lag(lags, [g.bootstrap_age for g in items])
+        return True
+
+    def _log_lag(self, lags: list[int], ages: list[int]) -> None:
         step = self.frames
         self.tb.track("perf/policy_lag_mean", sum(lags) / len(lags), step)
         self.tb.track("perf/policy_lag_max", max(lags), step)
         self.tb.track("perf/bootstrap_age", sum(ages) / len(ages), step)
-        return True
 
     def update(self, batch: Batch) -> None:
         """One A2C step on the shared network, then hand the new weights to the workers."""
         c = self.config
         loss, grad_norm = a2c_update(self.net, self.optimizer, batch, c.entropy_beta, c.clip_grad)
+        self._after_update()
+        self._log(loss, grad_norm, batch)
+
+    def _after_update(self) -> None:
+        """Hand the new weights to the workers and count the update."""
         self.weights.publish()
         self.updates += 1
         if self.first_update is None:
             self.first_update = (time.monotonic(), self.frames)
-        self._log(loss, grad_norm, batch)
 
     def _log(self, loss: A2CLoss, grad_norm: torch.Tensor, batch: Batch) -> None:
         track, step = self.tb.track, self.frames
@@ -250,8 +287,11 @@ class Learner:
         track("losses/value", loss.value, step)
         track("losses/total", loss.total, step)
         track("losses/grad_norm", grad_norm, step)
-        track("perf/wait_s", self.wait_seconds, step)
-        track("perf/fps", self.steady_fps(), step)
+        self._log_perf()
+
+    def _log_perf(self) -> None:
+        self.tb.track("perf/wait_s", self.wait_seconds, self.frames)
+        self.tb.track("perf/fps", self.steady_fps(), self.frames)
         self.wait_seconds = 0.0
 
     # --- when to stop, and what to show --------------------------------------------------

@@ -149,7 +149,9 @@ class WorkerPool:
         self.version = version
         """The learner's update count, shared with the workers (`WorkerWeights.version`)."""
         if target is None:
-            from lib.worker import data_func as target  # the data-parallel worker
+            from lib.worker import WORKER_TARGETS  # lib.worker imports this module
+
+            target = WORKER_TARGETS[config.variant]
         self.target = target
 
     def start(self) -> None:

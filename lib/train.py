@@ -13,12 +13,20 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from lib.config import PRESETS, WORKER_DEVICES, A3CConfig, ConfigError, field_docs, get_preset
+from lib.config import (
+    PRESETS,
+    VARIANTS,
+    WORKER_DEVICES,
+    A3CConfig,
+    ConfigError,
+    field_docs,
+    get_preset,
+)
 from lib.model import NETWORKS
 
 ALIASES = {"envs_per_process": ("--envs",), "learning_rate": ("--lr",)}
 """Short spellings kept from earlier versions of this command line."""
-CHOICES = {"net": tuple(NETWORKS), "worker_device": WORKER_DEVICES}
+CHOICES = {"net": tuple(NETWORKS), "worker_device": WORKER_DEVICES, "variant": VARIANTS}
 TYPES = {"int": int, "float": float, "str": str}
 NOT_OPTIONS = ("preset",)
 """Fields set another way: `--preset` picks the whole starting config."""
@@ -32,7 +40,8 @@ def config_fields() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m lib.train",
-        description="Train A3C with data parallelism (spawned workers, one learner).",
+        description="Train A3C: spawned workers and one learner, sharing data (--variant data) "
+        "or gradients (--variant grad).",
     )
     p.add_argument("--preset", default="pong", help=f"starting settings: {', '.join(PRESETS)}")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")

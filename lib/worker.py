@@ -1,7 +1,9 @@
-"""The worker process: plays its envs with the shared network and sends micro-batches.
+"""The worker process: plays its envs with the shared network and sends what it learned:
+micro-batches of experience (`variant="data"`) or their gradients (`variant="grad"`).
 
-`data_func` is the target of every spawned worker. It lives in `lib` (not in a script or a
-notebook) so the `spawn` start method can import it by name in the fresh child interpreter.
+`data_func` and `grad_func` are the targets of the spawned workers. They live in `lib` (not in
+a script or a notebook) so the `spawn` start method can import them by name in the fresh child
+interpreter.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from lib.a2c import unpack_batch
+from lib.a2c import Batch, a2c_gradients, unpack_batch
 from lib.agent import PolicyAgent
 from lib.config import A3CConfig
 from lib.envs import make_env
@@ -46,6 +49,22 @@ class MicroBatch(NamedTuple):
     bootstrap_age: int = 0
     """Updates made while this micro-batch filled (0 with `reuse_values=False`): at most how
     much older its reused bootstrap values V(s_last) are than a forward pass at the end."""
+
+
+class Gradients(NamedTuple):
+    """Gradient parallelism's message: the A2C loss's gradient on one micro-batch (float32,
+    one array per parameter, in `net.parameters()` order) and what the learner logs."""
+
+    worker_id: int
+    grads: list[np.ndarray]
+    frames: int
+    """Samples in the micro-batch the gradient was computed on."""
+    version: int
+    """The learner's update count when the gradient was computed: the weights it belongs to."""
+    bootstrap_age: int
+    """As `MicroBatch.bootstrap_age`."""
+    stats: dict[str, float]
+    """The loss parts and batch means, under their TensorBoard tags."""
 
 
 def worker_seed(config: A3CConfig, worker_id: int) -> int:
@@ -83,7 +102,8 @@ def data_func(
     parent_pid: int,
     version: Any = None,
 ) -> None:
-    """Play `config.envs_per_process` envs and feed the learner until told to stop.
+    """Data parallelism's worker: play `config.envs_per_process` envs and send micro-batches
+    of experience until told to stop.
 
     `conn` is the write end of this worker's own pipe to the learner (not a queue shared by all
     workers: a worker killed in the middle of a message must not wedge the others, see
@@ -92,6 +112,86 @@ def data_func(
     `version`, a shared integer, is the learner's update count; each micro-batch carries it
     for the policy-lag metrics.
     """
+
+    def experience(worker_id: int, batch: Batch, first_version: int, age: int) -> MicroBatch:
+        return MicroBatch(
+            worker_id,
+            batch.states.numpy(),
+            batch.actions.numpy(),
+            batch.ref_values.numpy(),
+            first_version,
+            age,
+        )
+
+    _play(worker_id, config, net, device, conn, stop_flag, parent_pid, version, experience)
+
+
+def grad_func(
+    worker_id: int,
+    config: A3CConfig,
+    net: nn.Module,
+    device: str,
+    conn: Any,
+    stop_flag: Any,
+    parent_pid: int,
+    version: Any = None,
+) -> None:
+    """Gradient parallelism's worker: play like `data_func`, but turn each micro-batch into
+    the gradient of the A2C loss at the current shared weights, and send that instead.
+
+    The backward pass, most of a Pong update's work, moves from the learner to the workers;
+    what crosses the pipe is one float32 per parameter instead of the micro-batch's frames.
+    """
+
+    def gradients(worker_id: int, batch: Batch, first_version: int, age: int) -> Gradients:
+        weights_version = read_version(version)  # the weights this gradient is taken at
+        return gradient_message(worker_id, net, device, config, batch, weights_version, age)
+
+    _play(worker_id, config, net, device, conn, stop_flag, parent_pid, version, gradients)
+
+
+def gradient_message(
+    worker_id: int,
+    net: nn.Module,
+    device: str,
+    config: A3CConfig,
+    batch: Batch,
+    weights_version: int,
+    bootstrap_age: int,
+) -> Gradients:
+    """The A2C loss's gradient on `batch` at `net`'s weights, as `grad_func` sends it."""
+    on_device = Batch(*(t.to(device) for t in batch))
+    grads, loss = a2c_gradients(net, on_device, config.entropy_beta)
+    stats = {
+        "losses/policy": loss.policy.item(),
+        "losses/value": loss.value.item(),
+        "losses/entropy": loss.entropy.item(),
+        "losses/total": loss.total.item(),
+        "charts/advantage": loss.advantage.mean().item(),
+        "charts/values": loss.values.mean().item(),
+        "charts/batch_rewards": batch.ref_values.mean().item(),
+    }
+    grads_np = [g.cpu().numpy() for g in grads]
+    return Gradients(worker_id, grads_np, len(batch.actions), weights_version, bootstrap_age, stats)
+
+
+WORKER_TARGETS = {"data": data_func, "grad": grad_func}
+"""The worker process of each `A3CConfig.variant`."""
+
+
+def _play(
+    worker_id: int,
+    config: A3CConfig,
+    net: nn.Module,
+    device: str,
+    conn: Any,
+    stop_flag: Any,
+    parent_pid: int,
+    version: Any,
+    message: Callable[[int, Batch, int, int], Any],
+) -> None:
+    """Both variants' worker loop: play, send finished episodes' scores, and send
+    `message(worker_id, batch, first_version, bootstrap_age)` for every micro-batch."""
     # Ctrl+C reaches the whole process group; only the learner decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
@@ -134,16 +234,7 @@ def data_func(
             batch = unpack_batch(micro_batch, net, device, gamma=config.gamma)
             micro_batch.clear()
             age = read_version(version) - first_version if config.reuse_values else 0
-            sender.put(
-                MicroBatch(
-                    worker_id,
-                    batch.states.numpy(),
-                    batch.actions.numpy(),
-                    batch.ref_values.numpy(),
-                    first_version,
-                    age,
-                )
-            )
+            sender.put(message(worker_id, batch, first_version, age))
     except Stopped:
         pass
     except BaseException:
