@@ -2,6 +2,7 @@
 
     python -m benchmarks.learning --preset cartpole --seeds 3
     python -m benchmarks.learning --preset pong --seconds 900      # a fixed wall-clock budget
+    python -m benchmarks.learning --variant data grad --skip-a2c --name learning_cartpole_variants
 
 With a preset that is expected to be solved here (cartpole), each seed runs until the
 preset's stop score (mean of the last 100 episodes); otherwise each run gets `--seconds` of
@@ -69,7 +70,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--processes", type=int)
     p.add_argument("--envs", type=int)
     p.add_argument("--worker-device", choices=("learner", "cpu"))
+    p.add_argument(
+        "--variant",
+        nargs="+",
+        choices=("data", "grad"),
+        default=["data"],
+        help="A3C's variants to run, taking turns for each seed",
+    )
     p.add_argument("--skip-a2c", action="store_true")
+    p.add_argument("--name", help="results file name, no .json (default learning_<preset>)")
     args = p.parse_args(argv)
     base = get_preset(
         args.preset,
@@ -77,17 +86,20 @@ def main(argv: list[str] | None = None) -> dict:
         envs_per_process=args.envs,
         worker_device=args.worker_device,
     )
-    runs: dict[str, list[dict]] = {"a3c": [], "a2c": []}
+    keys = {"data": "a3c", "grad": "a3c_grad"}
+    runs: dict[str, list[dict]] = {keys[v]: [] for v in args.variant} | {"a2c": []}
     if args.seconds:
         base = replace(base, max_seconds=args.seconds, max_frames=0)
     for seed in range(args.seeds):
         config = replace(base, seed=seed)
-        runs["a3c"].append(run_a3c(config))
+        for variant in args.variant:
+            runs[keys[variant]].append(run_a3c(replace(config, variant=variant)))
         if not args.skip_a2c:
             runs["a2c"].append(run_a2c(config))
     rows = []
-    for name, label in (("a3c", "A3C"), ("a2c", "single-process A2C")):
-        rs = runs[name]
+    labels = {"a3c": "A3C", "a3c_grad": "A3C, gradient-parallel", "a2c": "single-process A2C"}
+    for name, label in labels.items():
+        rs = runs.get(name)
         if not rs:
             continue
         rows.append(
@@ -109,7 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
         "runs": runs,
         "rows": rows,
     }
-    path = save(f"learning_{base.preset}" + ("_cuda" if m["gpu"] else ""), result)
+    name = args.name or f"learning_{base.preset}" + ("_cuda" if m["gpu"] else "")
+    path = save(name, result)
     budget = f"{args.seconds:.0f} s budget" if args.seconds else f"to {base.stop_score:g}"
     print(
         f"\n{base.preset} {budget}, {base.processes} workers x {base.envs_per_process} envs, "

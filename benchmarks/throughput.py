@@ -1,6 +1,7 @@
 """Throughput: A3C against single-process A2C and against the machine's ceilings.
 
     python -m benchmarks.throughput --processes 2 --envs 4 --repeats 3
+    python -m benchmarks.throughput --processes 2 --envs 4 --repeats 3 --variant data grad
 
 Everything is measured in this one run, on the Pong preset scaled to the given layout:
   env ceiling        the same processes and envs stepping with random actions, no network
@@ -8,6 +9,7 @@ Everything is measured in this one run, on the Pong preset scaled to the given l
   learner ceiling    the learner's update alone on synthetic batches (all cores to itself)
   A3C                lib.a3c.train, steady state (start-up reported apart)
   A2C                lib.sync_a2c.train_a2c: same net, settings and total envs, one process
+  A3C, gradient-parallel   with `--variant data grad`: lib.a3c.train with variant="grad"
 With a GPU (`--device auto` finds it) the learner and A2C run on it, and two rows answer where
 the workers' forward passes belong: the inference ceiling on the GPU and on the CPU, and A3C
 with `worker_device="learner"` (the seed's way: on the GPU) against `worker_device="cpu"`.
@@ -168,6 +170,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seconds", type=float, default=8.0, help="seconds per ceiling run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="auto", help="the learner's device: auto, cpu or cuda")
+    p.add_argument(
+        "--variant",
+        nargs="+",
+        choices=("data", "grad"),
+        default=["data"],
+        help="A3C's variants to measure (grad adds a row for gradient parallelism)",
+    )
     args = p.parse_args(argv)
     config = get_preset(args.preset, processes=args.processes, envs_per_process=args.envs)
     device = str(default_device(args.device))
@@ -177,7 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
     threads = sorted({1, cores})
     learners = ["learner_gpu"] if gpu else [f"learner_t{t}" for t in threads]
     keys = ["env", "inference", *(["inference_gpu"] if gpu else []), *learners]
+    grad = "grad" in args.variant
     keys += ["a3c", "a3c_seed_bootstrap", *(["a3c_worker_cpu"] if gpu else [])]
+    keys += ["a3c_grad"] if grad else []
     keys += [f"a2c_t{t}" for t in threads]
     where = f", learner on {device}" if gpu else ""
     labels = {
@@ -189,13 +200,21 @@ def main(argv: list[str] | None = None) -> dict:
         "a3c": "A3C (lib.a3c.train)" + (f", workers infer on {device}" if gpu else ""),
         "a3c_seed_bootstrap": "A3C, second forward pass for V (the seed's way)",
         "a3c_worker_cpu": "A3C, workers infer on the CPU (worker_device='cpu')",
+        "a3c_grad": "A3C, gradient-parallel (workers compute the gradients)",
         **{f"a2c_t{t}": f"single-process A2C ({_threads(t)}{where})" for t in threads},
     }
     runs: dict[str, list[float]] = {k: [] for k in keys}
     startup: dict[str, list[float]] = {k: [] for k in keys if k.startswith("a")}
-    a3c_runs = {"a3c": config, "a3c_seed_bootstrap": replace(config, reuse_values=False)}
+    # on a GPU, "a3c" is the seed's placement (workers infer on the GPU) and "a3c_worker_cpu"
+    # the default one; on a CPU the two are the same
+    a3c_runs = {
+        "a3c": replace(config, worker_device="learner"),
+        "a3c_seed_bootstrap": replace(config, reuse_values=False),
+    }
     if gpu:
         a3c_runs["a3c_worker_cpu"] = replace(config, worker_device="cpu")
+    if grad:
+        a3c_runs["a3c_grad"] = replace(config, variant="grad")
     for _ in range(args.repeats):  # interleaved, so drifts in the machine hit every row alike
         runs["env"].append(env_ceiling(config, args.seconds))
         runs["inference"].append(inference_ceiling(config, args.seconds))
