@@ -116,3 +116,20 @@ def test_presets_benchmark_writes_medians_and_ratios():
     (row,) = result["rows"]
     assert len(result["runs"]["cartpole"]) == 2 and all(x > 0 for x in result["runs"]["cartpole"])
     assert row["vs cartpole"] == 1.0 and row["layout"] == "2 x 8"
+
+
+def test_learning_benchmark_runs_both_variants_in_turn():
+    """A fixed budget of a few seconds a run: the rows, the runs and the file, not the scores."""
+    from benchmarks import learning
+    from benchmarks.common import RESULTS
+
+    name = f"test_variants_{os.getpid()}"
+    args = ["--variant", "data", "grad", "--skip-a2c", "--seeds", "1", "--seconds", "4"]
+    try:
+        result = learning.main([*args, "--name", name, "--processes", "1", "--envs", "2"])
+        saved = json.loads((RESULTS / f"{name}.json").read_text())
+    finally:
+        (RESULTS / f"{name}.json").unlink(missing_ok=True)
+    assert [r["what"] for r in result["rows"]] == ["A3C", "A3C, gradient-parallel"]
+    assert set(saved["runs"]) == {"a3c", "a3c_grad", "a2c"} and saved["runs"]["a2c"] == []
+    assert all(r["frames"] > 0 for key in ("a3c", "a3c_grad") for r in saved["runs"][key])
