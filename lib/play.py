@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 
 from lib.checkpoint import CheckpointError, load_model
 from lib.envs import make_env
+from lib.tracking import machine_info
 
 # CartPole draws its frames with pygame, which wants a sound card and a window; it needs neither.
 for _name in ("SDL_AUDIODRIVER", "SDL_VIDEODRIVER"):
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=20_000, help="cap on steps per episode")
     p.add_argument("--gif", help="write the first episode to this GIF file")
     p.add_argument("--gif-scale", type=float, default=1.0, help="resize the GIF's frames")
+    p.add_argument("--json", help="also write the scores, their mean and the settings here")
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error("--episodes must be >= 1")
@@ -132,7 +135,21 @@ def main(argv: list[str] | None = None) -> int:
         if record:
             path = write_gif(frames, args.gif, scale=args.gif_scale)
             print(f"wrote {path} ({len(frames)} frames)")
-    print(f"mean score over {len(scores)} episodes: {np.mean(scores):.2f}")
+    mean = round(float(np.mean(scores)), 2)
+    print(f"mean score over {len(scores)} episodes: {mean:.2f}")
+    if args.json:
+        record = {
+            "checkpoint": str(args.checkpoint),
+            "env_id": config.env_id,
+            "actions": "sampled" if args.sample else "greedy (the most likely)",
+            "seeds": [args.seed + i for i in range(args.episodes)],
+            "scores": scores,
+            "mean": mean,
+            "machine": machine_info(),
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 

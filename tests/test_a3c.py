@@ -97,6 +97,10 @@ def test_play_writes_a_gif(pong_run, tmp_path):
             str(gif),
             "--max-steps",
             "60",
+            "--episodes",
+            "2",
+            "--json",
+            str(tmp_path / "eval.json"),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -109,6 +113,10 @@ def test_play_writes_a_gif(pong_run, tmp_path):
         assert img.size == (160, 210)  # the real Atari screen, in colour
         # 60 steps, every second frame kept; Pillow merges identical neighbours
         assert 10 <= img.n_frames <= 30
+    record = json.loads((tmp_path / "eval.json").read_text())
+    assert record["seeds"] == [0, 1] and len(record["scores"]) == 2
+    assert record["mean"] == round(sum(record["scores"]) / 2, 2)
+    assert f"mean score over 2 episodes: {record['mean']:.2f}" in out.stdout
 
 
 @pytest.mark.slow
