@@ -8,7 +8,7 @@ STAMP_MIN := $(VENV_MIN)/.installed
 PRESET ?= pong-fast
 TRAIN_ARGS ?=
 
-.PHONY: install train test test-fast test-min lab bench lint format clean gpu-wheels
+.PHONY: install train test test-busy test-fast test-min lab bench lint format clean gpu-wheels
 
 # The exact pins of requirements.lock; pyproject.toml only states the ranges they must satisfy.
 $(STAMP): pyproject.toml requirements.lock
@@ -30,6 +30,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -v -rA --durations=15
+
+## The suite three times in a row beside two CPU-bound loops (about 25 minutes on 2 cores).
+test-busy: $(STAMP)
+	bash tests/busy.sh 3
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" --ignore=tests/test_notebooks.py
