@@ -50,6 +50,22 @@ def reached(points: list[dict[str, float]], score: float, window: int) -> dict[s
     return {"frames": None, "seconds": None, "episodes": None}
 
 
+def final_entropy(run_dir: Path, entropy_beta: float) -> float | None:
+    """The policy's entropy in nats at the run's last logged update (None if not logged).
+
+    TensorBoard's `losses/entropy` is the loss term, beta * sum_a pi log pi = -beta * H.
+    """
+    from lib.plots import read_scalars
+
+    try:
+        values = read_scalars(run_dir, ["losses/entropy"])["losses/entropy"][1]
+    except KeyError:
+        return None
+    if not len(values) or not entropy_beta:
+        return None
+    return round(float(-values[-1] / entropy_beta), 3)
+
+
 def describe(run_dir: Path) -> dict[str, Any]:
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     config = state["config"]
@@ -66,6 +82,7 @@ def describe(run_dir: Path) -> dict[str, Any]:
         "summary": summary,
         "milestones": {f"{m:g}": reached(points, m, window) for m in MILESTONES},
         "solved": bool(summary and summary["solved"]),
+        "entropy_nats_last": final_entropy(run_dir, float(config.get("entropy_beta", 0.0))),
         "scores": [p["score"] for p in points],
         "score_frames": [p["frames"] for p in points],
         "score_seconds": [p["seconds"] for p in points],

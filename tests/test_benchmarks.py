@@ -1,6 +1,7 @@
 """The benchmarks' arithmetic, checked by hand, and their runs kept honest."""
 
 import json
+import math
 import os
 import signal
 
@@ -100,6 +101,8 @@ def test_a_runs_curve_reads_the_same_from_curve_json_and_from_tensorboard(tmp_pa
     assert [p["mean"] for p in written] == [p["mean"] for p in from_tb]
     row = describe(tmp_path)
     assert row["scores"] == [p["score"] for p in written] and not row["solved"]
+    # an untrained policy over CartPole's 2 actions: close to the uniform ln 2 nats
+    assert 0.6 < row["entropy_nats_last"] <= math.log(2) + 1e-6
 
 
 def test_presets_benchmark_writes_medians_and_ratios():
