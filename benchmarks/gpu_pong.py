@@ -8,8 +8,11 @@
 2. probes where the workers should run the network: A3C Pong for `--probe-seconds` with
    `worker_device="learner"` (inference on the GPU) and with `"cpu"` (on the workers' cores),
    and keeps the faster (frames/s, steady state);
-3. trains Pong with that placement and a layout for the machine's cores until the mean of
-   the last 100 scores reaches the preset's bound or `--train-seconds` have passed;
+   then, with `--variants data grad` (the default), gradient-parallel A3C with that placement
+   for as long, to compare the two designs' frames/s on the same machine;
+3. trains Pong (data parallelism) with that placement and a layout for the machine's cores
+   until the mean of the last 100 scores reaches the preset's bound or `--train-seconds` have
+   passed;
 4. writes `benchmarks/results/<name>.json` (machine, probe, summary, learning curve), which
    notebook 6 reads, and leaves the run folder (TensorBoard, checkpoints) under runs/.
 """
@@ -48,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         default=540.0,
         help="the whole script's budget: training is cut short to end inside it",
     )
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=("data", "grad"),
+        default=["data", "grad"],
+        help="A3C variants to probe (training uses data)",
+    )
     p.add_argument("--processes", type=int, help="workers (default: cores - 2)")
     p.add_argument("--envs", type=int, help="envs per worker (default: 8)")
     p.add_argument("--name", default="gpu_pong", help="results file name, no .json")
@@ -63,32 +73,33 @@ def main(argv: list[str] | None = None) -> int:
     base = get_preset(args.preset, processes=processes, envs_per_process=envs)  # checked now
     print(f"layout: {processes} workers x {envs} envs, preset {args.preset}", flush=True)
 
-    probe = []
-    for placement in ("learner", "cpu"):
+    def measure(placement: str, variant: str) -> dict:
         config = override(
-            base, worker_device=placement, max_seconds=args.probe_seconds, stop_score=1e9
+            base,
+            worker_device=placement,
+            variant=variant,
+            max_seconds=args.probe_seconds,
+            stop_score=1e9,
         )
+        row: dict = {"variant": variant, "worker_device": placement}
         try:
             s = train_in_tmp(config, device=args.device)
-        except Exception as e:  # one placement failing must not cost the other, or the run
+        except Exception as e:  # one probe failing must not cost the others, or the run
             traceback.print_exc()
-            probe.append({"worker_device": placement, "error": f"{type(e).__name__}: {e}"})
-            continue
-        probe.append(
-            {
-                "worker_device": placement,
-                "frames": s.frames,
-                "steady_fps": s.steady_fps,
-                "startup_s": s.startup_seconds,
-            }
-        )
-        print(table([probe[-1]], list(probe[-1])), flush=True)
+            return {**row, "error": f"{type(e).__name__}: {e}"}
+        row |= {"frames": s.frames, "steady_fps": s.steady_fps, "startup_s": s.startup_seconds}
+        print(table([row], list(row)), flush=True)
+        return row
+
+    probe = [measure(placement, "data") for placement in ("learner", "cpu")]
     measured = [r for r in probe if "error" not in r]
     if not measured:
         print("both worker placements failed; see the tracebacks above", flush=True)
         return 1
     best = max(measured, key=lambda r: r["steady_fps"])["worker_device"]
     print(f"faster placement: worker_device={best!r}", flush=True)
+    if "grad" in args.variants:
+        probe.append(measure(best, "grad"))
     # leave time for the workers' start and the last checkpoint inside the deadline
     left = args.deadline_seconds - (time.monotonic() - began) - 30.0
     train_seconds = max(10.0, min(args.train_seconds, left))

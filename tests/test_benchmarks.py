@@ -66,7 +66,12 @@ def test_gpu_script_rehearsed_on_the_cpu_writes_what_notebook_6_reads(tmp_path):
         result = json.loads((RESULTS / f"{name}.json").read_text())
     finally:
         (RESULTS / f"{name}.json").unlink(missing_ok=True)
-    assert [p["worker_device"] for p in result["probe"]] == ["learner", "cpu"]
+    assert [(p["variant"], p["worker_device"]) for p in result["probe"][:2]] == [
+        ("data", "learner"),
+        ("data", "cpu"),
+    ]
+    assert result["probe"][2]["variant"] == "grad"  # at the faster placement
+    assert result["probe"][2]["worker_device"] == result["worker_device"]
     assert result["worker_device"] in ("learner", "cpu")
     assert all(p["frames"] > 0 for p in result["probe"])
     assert result["summary"]["stop_reason"] == "max_seconds"
