@@ -18,7 +18,8 @@ import lib.train
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOK_PATHS = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb") if p.name[:2] != "00")
+"""The lessons: notebook 00 is the glossary, markdown only (tests/test_exercises.py checks it)."""
 CELL_TIMEOUT = 300
 
 
@@ -92,8 +93,8 @@ def test_notebook_imports_lib_and_has_the_skeleton(path):
     assert any(m == "lib" or m.startswith("lib.") for m in modules)
     assert calls_to(tree, "lib", "quick_mode"), "the notebook must honour A3C_QUICK"
     text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
-    for heading in ("What you will learn", "## Summary", "## Exercises"):
-        assert heading in text, f"{path.name} lacks '{heading}'"
+    for heading in ("you will learn", "## summary", "## exercises"):
+        assert heading in text.lower(), f"{path.name} lacks '{heading}'"
 
 
 def test_notebook_05_trains_with_the_function_the_cli_uses():
