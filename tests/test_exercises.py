@@ -24,8 +24,8 @@ GLOSSARY = NOTEBOOKS / "00_glossary.ipynb"
 NUMBERED = [p for p in NOTEBOOK_PATHS if p != GLOSSARY]
 SOLUTION_TIMEOUT = 120
 
-# The notebooks that have their learner aids so far; 05 and 06 join when their aids land.
-AIDED = ("01", "02", "03", "04")
+# The notebooks with learner aids: every lesson.
+AIDED = ("01", "02", "03", "04", "05", "06")
 
 DETAILS = re.compile(r"<details>(.*?)</details>", re.DOTALL)
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
