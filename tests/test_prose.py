@@ -1,0 +1,156 @@
+"""The notebooks' prose agrees with their outputs: every precise figure a markdown cell states
+is printed by some notebook's committed outputs or stored in a committed benchmark result.
+
+A *figure* here is a number written with a thousands separator or decimals (`1,637`,
+`11.17`), or a number of three digits or more followed by a unit (`852 frames/s`). Round
+figures said to be approximate (`about 700 frames/s`) may differ by 5% from the value they
+approximate. Numbers in code, LaTeX, links and exercise solutions are not prose. Integers
+without a unit and figures worked by hand are out of reach of this check: the first are read
+with the outputs, the second are listed in `WORKED_BY_HAND` with where they come from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+RESULTS = ROOT / "benchmarks" / "results"
+
+UNIT = (
+    r"\s?(?:frames/s|frames|micro-batches/s|micro-batches|s|ms|%|MiB|min|minutes|seconds"
+    r"|episodes|games|updates)(?![\w/-])"
+)
+PRECISE = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+"
+FIGURE = re.compile(
+    rf"(?<![\w.,$/^_-])(about |some |~)?[-−]?((?:{PRECISE})(?!\d)|\d{{3,}}(?={UNIT}))"
+)
+NOT_PROSE = (r"```.*?```", r"`[^`]*`", r"\$\$.*?\$\$", r"\$[^$]*\$", r"<details>.*?</details>")
+ARXIV = re.compile(r"\b\d{4}\.\d{4,5}\b")
+
+WORKED_BY_HAND = {
+    "02_network": {
+        "3,136": "64 x 7 x 7, the conv trunk's output size, from the layer arithmetic shown",
+        "3.3": "millions of parameters, from count_parameters' exact figure printed beside it",
+    },
+    "03_nstep_experience": {
+        figure: "the n-step table worked by hand for gamma = 0.5"
+        for figure in ("0.25", "0.125", "1.5", "3.75")
+    }
+    | {
+        "0.97": "gamma ** 3 for gamma = 0.99, rounded",
+        "0.98": "gamma ** 2 for gamma = 0.99, rounded",
+        "0.03": "1 - 0.97",
+        "108,000": "1,000 frames/s x 108 s, an example",
+    },
+    "04_a2c_loss": {"0.97": "gamma ** 3 for gamma = 0.99", "0.98": "gamma ** 2"},
+    "05_a3c_data_parallel": {
+        "1.79": "ln 6 nats, the entropy of a uniform choice among Pong's 6 actions",
+        "20,000": "the exercises' own max_frames in quick mode, set in their code",
+    },
+    "06_results": {
+        "0.86": "32 x 4 x 84 x 84 bytes in MiB, the micro-batch's size, worked in the sentence",
+        "2.7": "16 x 173 MiB in GiB, worked in the sentence",
+    },
+}
+"""Figures derived in the prose itself, by notebook: each with where it comes from."""
+
+
+def prose_figures(markdown: str) -> Iterator[tuple[str, bool]]:
+    """(figure, said to be approximate) for each figure in a markdown cell's prose."""
+    for pattern in NOT_PROSE:
+        markdown = re.sub(pattern, " ", markdown, flags=re.S)
+    markdown = ARXIV.sub(" ", re.sub(r"\]\([^)]*\)", "]", markdown))
+    for m in FIGURE.finditer(markdown):
+        yield m.group(2), bool(m.group(1))
+
+
+def outputs_text(path: Path) -> str:
+    nb = json.loads(path.read_text())
+    parts = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            parts.append("".join(out.get("text", "")))
+            for mime, value in out.get("data", {}).items():
+                if mime.startswith("text/"):
+                    parts.append("".join(value) if isinstance(value, list) else value)
+    return "\n".join(parts).replace("−", "-")
+
+
+def result_numbers() -> set[float]:
+    """Every number in the committed results, but for long lists (each episode's score)."""
+    numbers: set[float] = set()
+
+    def walk(x: object) -> None:
+        if isinstance(x, bool):
+            return
+        if isinstance(x, int | float):
+            numbers.add(float(x))
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list) and len(x) <= 20:
+            for v in x:
+                walk(v)
+
+    for path in RESULTS.glob("*.json"):
+        walk(json.loads(path.read_text()))
+    return numbers
+
+
+@pytest.fixture(scope="module")
+def shown() -> tuple[str, set[float], set[float]]:
+    text = "\n".join(outputs_text(p) for p in NOTEBOOKS)
+    printed = {
+        float(m.group().replace(",", ""))
+        for m in re.finditer(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?", text)
+    }
+    return text, printed, result_numbers()
+
+
+def test_the_figure_pattern_finds_what_prose_states():
+    text = (
+        "It ran at 1,637 frames/s, about 700 frames/s, a mean of 11.17 after 852 frames/s; "
+        "`--lr 0.003` and $\\gamma = 0.99$ are not prose, nor is arXiv:1602.01783, nor 84 or 2016."
+    )
+    assert list(prose_figures(text)) == [
+        ("1,637", False),
+        ("700", True),
+        ("11.17", False),
+        ("852", False),
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_figure_in_the_prose_is_printed_or_committed(path, shown):
+    text, printed, results = shown
+    by_hand = WORKED_BY_HAND.get(path.stem, {})
+    nb = json.loads(path.read_text())
+    missing = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        for figure, approximate in prose_figures("".join(cell["source"])):
+            if figure in by_hand:
+                continue
+            value = float(figure.replace(",", ""))
+            if approximate:
+                if any(abs(x - value) <= 0.05 * value for x in printed | results):
+                    continue
+            else:
+                if re.search(rf"(?<![\d.,]){re.escape(figure)}(?!\d)", text):
+                    continue
+                decimals = len(figure.split(".")[1]) if "." in figure else 0
+                if any(round(x, decimals) == value for x in results):
+                    continue
+            missing.append(("about " if approximate else "") + figure)
+    assert not missing, (
+        f"{path.name} states figures that no output prints and no committed result holds: "
+        f"{missing}. Quote what a cell prints (or a file in benchmarks/results), or list a "
+        "figure worked by hand in WORKED_BY_HAND with where it comes from."
+    )
