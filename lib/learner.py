@@ -215,15 +215,12 @@ class Learner:
         Returns True when an update was made.
         """
         self._batch.append(item)
-        self._batch_frames += len(item.actions)
-        self.frames += len(item.actions)
-        if self._batch_frames < self.config.batch_size:
+        if not self._count(len(item.actions)):
             return False
         lags = [self.updates - m.version for m in self._batch]
         ages = [m.bootstrap_age for m in self._batch]
         batch = gather(self._batch, self.device)
         self._batch.clear()
-        self._batch_frames = 0
         self.update(batch)
         self._log_lag(lags, ages)
         return True
@@ -237,12 +234,9 @@ class Learner:
         Returns True when an update was made.
         """
         self._grads.append(item)
-        self._batch_frames += item.frames
-        self.frames += item.frames
-        if self._batch_frames < self.config.batch_size:
+        if not self._count(item.frames):
             return False
         items, self._grads = self._grads, []
-        self._batch_frames = 0
         lags = [self.updates - g.version for g in items]
         mean = [
             torch.from_numpy(np.mean([g.grads[i] for g in items], axis=0))
@@ -255,6 +249,15 @@ class Learner:
         self.tb.track("losses/grad_norm", grad_norm, self.frames)
         self._log_perf()
         self._log_lag(lags, [g.bootstrap_age for g in items])
+        return True
+
+    def _count(self, frames: int) -> bool:
+        """Count a message's frames in; True once those waiting make a batch (count reset)."""
+        self._batch_frames += frames
+        self.frames += frames
+        if self._batch_frames < self.config.batch_size:
+            return False
+        self._batch_frames = 0
         return True
 
     def _log_lag(self, lags: list[int], ages: list[int]) -> None:
