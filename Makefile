@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine: `make train` and `make test`.
 PYTHON ?= python3
+MATPLOTLIB := $(shell sed -n "s/^matplotlib==//p" requirements.lock)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -57,6 +58,11 @@ gpu-wheels:
 		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
 		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
 		gymnasium==1.2.2 ale-py==0.12.1 farama-notifications==0.0.6
+	# for benchmarks/gpu_notebooks.sh: what executing the notebooks needs, with its dependencies
+	$(PYTHON) -m pip download --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl/notebooks \
+		nbclient==0.10.2 ipykernel==6.31.0 nbformat==5.10.4 matplotlib==$(MATPLOTLIB)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

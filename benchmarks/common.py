@@ -51,18 +51,24 @@ def load(name: str) -> dict[str, Any]:
     return json.loads((RESULTS / f"{name}.json").read_text())
 
 
-def train_in_tmp(config: Any, device: str = "cpu", **kwargs: Any) -> Any:
+def train_in_tmp(
+    config: Any, device: str = "cpu", scalars: dict[str, Any] | None = None, **kwargs: Any
+) -> Any:
     """`lib.a3c.train` in a throw-away run folder, without a progress bar.
 
     `train` turns Ctrl+C into a clean return; here it is raised again, so that an interrupted
-    run never counts as a figure and the whole benchmark stops.
+    run never counts as a figure and the whole benchmark stops. Pass a dict of TensorBoard
+    tags as `scalars` to get each tag's (steps, values) back in it before the folder goes.
     """
     import tempfile
 
     from lib.a3c import train
+    from lib.plots import read_scalars
 
     with tempfile.TemporaryDirectory() as run_dir:
         summary = train(config, run_dir=run_dir, device=device, progress=False, **kwargs)
+        if scalars:
+            scalars.update(read_scalars(run_dir, list(scalars)))
     if summary.stop_reason == "interrupted":  # Ctrl+C ends the benchmark, not just this run
         raise KeyboardInterrupt
     return summary

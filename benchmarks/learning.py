@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -41,17 +42,47 @@ def _row(solved, frames, seconds, fps, scores, score_frames, score_seconds) -> d
     }
 
 
-def run_a3c(config) -> dict:
+LAG_TAGS = ("perf/policy_lag_mean", "perf/policy_lag_max", "perf/bootstrap_age")
+
+
+def curve(steps: np.ndarray, values: np.ndarray, points: int = 60) -> dict[str, list]:
+    """At most `points` evenly spaced samples of a TensorBoard series, for plots."""
+    idx = np.unique(np.linspace(0, len(steps) - 1, min(points, len(steps))).astype(int))
+    return {"frames": steps[idx].tolist(), "values": np.round(values[idx], 3).tolist()}
+
+
+def run_a3c(config, tags: Sequence[str] = ()) -> dict:
+    """One A3C run: its row, with the policy lag, and a `curves` entry for each of `tags`."""
     last: list[Progress] = []
+    logged: dict = dict.fromkeys((*LAG_TAGS, *tags))
     s = train_in_tmp(
         config,
         device="auto",
+        scalars=logged,
         callback=lambda p: last.__setitem__(slice(None), [p]),
         callback_seconds=5.0,
     )
     p = last[0]
-    return _row(
-        s.solved, s.frames, s.wall_seconds, s.steady_fps, p.scores, p.score_frames, p.score_seconds
+    lag_mean, lag_max, age = (logged[t][1] for t in LAG_TAGS)
+    return (
+        _row(
+            s.solved,
+            s.frames,
+            s.wall_seconds,
+            s.steady_fps,
+            p.scores,
+            p.score_frames,
+            p.score_seconds,
+        )
+        | {
+            "updates": s.updates,
+            "bytes_per_update": s.bytes_per_update,
+            "policy_lag_mean": round(float(lag_mean.mean()), 2),
+            "policy_lag_max": int(lag_max.max()),
+            "bootstrap_age_mean": round(float(age.mean()), 2),
+            "policy_lag_curve": curve(*logged["perf/policy_lag_mean"]),
+        }
+        | ({"curves": {tag: curve(*logged[tag]) for tag in tags}} if tags else {})
     )
 
 
@@ -111,6 +142,16 @@ def main(argv: list[str] | None = None) -> dict:
                 "frames/s (median)": median([r["steady_fps"] for r in rs]),
                 "mean score, last 100 (median)": median([r["mean_score"] for r in rs]),
             }
+            | (
+                {
+                    "policy lag (median of means)": median([r["policy_lag_mean"] for r in rs]),
+                    "KB per update (median)": round(
+                        median([r["bytes_per_update"] for r in rs]) / 1024, 1
+                    ),
+                }
+                if name != "a2c"
+                else {}
+            )
         )
     m = machine()
     result = {

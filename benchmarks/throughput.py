@@ -1,7 +1,8 @@
 """Throughput: A3C against single-process A2C and against the machine's ceilings.
 
     python -m benchmarks.throughput --processes 2 --envs 4 --repeats 3
-    python -m benchmarks.throughput --processes 2 --envs 4 --repeats 3 --variant data grad
+    python -m benchmarks.throughput --processes 2 --envs 4 --repeats 3 --variant data grad \
+        --name throughput_pong_2x4_variants
 
 Everything is measured in this one run, on the Pong preset scaled to the given layout:
   env ceiling        the same processes and envs stepping with random actions, no network
@@ -127,9 +128,10 @@ def learner_ceiling(
         torch.set_num_threads(saved)
 
 
-def a3c_fps(config: A3CConfig, frames: int, device: str = "cpu") -> tuple[float, float]:
+def a3c_fps(config: A3CConfig, frames: int, device: str = "cpu") -> tuple[float, float, int]:
+    """Steady frames/s, start-up seconds, and bytes piped to the learner per update."""
     s = train_in_tmp(replace(config, max_frames=frames), device)
-    return s.steady_fps, s.startup_seconds
+    return s.steady_fps, s.startup_seconds, s.bytes_per_update
 
 
 def a2c_fps(
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
         default=["data"],
         help="A3C's variants to measure (grad adds a row for gradient parallelism)",
     )
+    p.add_argument("--name", help="results file name, no .json (default throughput_<layout>)")
     args = p.parse_args(argv)
     config = get_preset(args.preset, processes=args.processes, envs_per_process=args.envs)
     device = str(default_device(args.device))
@@ -205,6 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     runs: dict[str, list[float]] = {k: [] for k in keys}
     startup: dict[str, list[float]] = {k: [] for k in keys if k.startswith("a")}
+    piped: dict[str, list[int]] = {}
     # on a GPU, "a3c" is the seed's placement (workers infer on the GPU) and "a3c_worker_cpu"
     # the default one; on a CPU the two are the same
     a3c_runs = {
@@ -225,9 +229,10 @@ def main(argv: list[str] | None = None) -> dict:
             for t in threads:
                 runs[f"learner_t{t}"].append(learner_ceiling(config, args.seconds, t))
         for key, cfg in a3c_runs.items():
-            fps, up = a3c_fps(cfg, args.frames, device)
+            fps, up, size = a3c_fps(cfg, args.frames, device)
             runs[key].append(fps)
             startup[key].append(up)
+            piped.setdefault(key, []).append(size)
         for t in threads:
             fps, up = a2c_fps(config, args.frames, t, device)
             runs[f"a2c_t{t}"].append(fps)
@@ -244,6 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
             "frames/s (median)": med[k],
             "emulator frames/s": 4 * med[k] if config.net == "atari" else "",
             "runs": ", ".join(f"{v:.0f}" for v in runs[k]),
+            "KB piped per update": round(median(piped[k]) / 1024, 1) if k in piped else "",
         }
         for k in keys
     ]
@@ -260,12 +266,15 @@ def main(argv: list[str] | None = None) -> dict:
         "runs": runs,
         "median": med,
         "startup_seconds": {k: median(v) for k, v in startup.items()},
+        "bytes_per_update": {k: median(v) for k, v in piped.items()},
         "tightest_ceiling": tightest,
         "a2c_best": a2c_best,
         "a3c_over_a2c": med["a3c"] / med[a2c_best],
         "a3c_over_tightest_ceiling": med["a3c"] / med[tightest],
         "reuse_values_speedup": med["a3c"] / med["a3c_seed_bootstrap"],
     }
+    if grad:
+        result["grad_over_data"] = med["a3c_grad"] / med["a3c"]
     if gpu:
         result["worker_cpu_over_gpu"] = med["a3c_worker_cpu"] / med["a3c"]
     else:  # core-seconds add up only when every job runs on the same cores
@@ -273,12 +282,16 @@ def main(argv: list[str] | None = None) -> dict:
         result["a3c_over_combined_ceiling"] = med["a3c"] / result["combined_ceiling"]
         result["a2c_over_combined_ceiling"] = med[a2c_best] / result["combined_ceiling"]
     name = f"throughput_{config.preset}_{config.processes}x{config.envs_per_process}"
-    path = save(name + ("_" + device.split(":")[0] if gpu else ""), result)
+    path = save(args.name or name + ("_" + device.split(":")[0] if gpu else ""), result)
     print(
         f"\n{config.preset}, {config.processes} workers x {config.envs_per_process} envs, "
         f"learner on {device}, median of {args.repeats}; {machine_line(m)}\n"
     )
-    print(table(rows, ["what", "frames/s (median)", "emulator frames/s", "runs"]))
+    print(
+        table(
+            rows, ["what", "frames/s (median)", "emulator frames/s", "runs", "KB piped per update"]
+        )
+    )
     print(
         f"\nA3C / best single-process A2C = {result['a3c_over_a2c']:.2f}x; "
         f"A3C / tightest ceiling ({labels[tightest]}) = "
@@ -298,6 +311,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{result['a3c_over_combined_ceiling']:.0%} of it, the best A2C "
             f"{result['a2c_over_combined_ceiling']:.0%}"
         )
+    if grad:
+        print(f"gradient parallelism / data parallelism = {result['grad_over_data']:.2f}x")
     print(f"wrote {path}")
     return result
 

@@ -66,6 +66,9 @@ class A2CLoss(NamedTuple):
     total: torch.Tensor
     advantage: torch.Tensor
     values: torch.Tensor
+    policy_entropy: torch.Tensor
+    """The policy's mean entropy in nats (detached): `entropy` without beta and sign, so it
+    can be watched with any beta, 0 included. ln(n_actions) is a uniform choice."""
 
 
 def a2c_loss(
@@ -89,9 +92,18 @@ def a2c_loss(
     log_prob_actions = log_probs.gather(1, actions.unsqueeze(1)).squeeze(1)
     loss_policy = -(advantage * log_prob_actions).mean()
     probs = log_probs.exp()
-    loss_entropy = entropy_beta * (probs * log_probs).sum(dim=1).mean()
+    neg_entropy = (probs * log_probs).sum(dim=1).mean()
+    loss_entropy = entropy_beta * neg_entropy
     total = loss_policy + loss_value + loss_entropy
-    return A2CLoss(loss_policy, loss_value, loss_entropy, total, advantage, values.detach())
+    return A2CLoss(
+        loss_policy,
+        loss_value,
+        loss_entropy,
+        total,
+        advantage,
+        values.detach(),
+        -neg_entropy.detach(),
+    )
 
 
 class NumericalError(RuntimeError):

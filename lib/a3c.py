@@ -176,8 +176,10 @@ def learn(
         else:
             bar.frames(len(item.actions))
             trained = learner.add_micro_batch(item)
-        if trained and (reason := learner.limit_reached()):
-            return reason
+        if trained:
+            learner.received(workers.bytes_delivered)
+            if reason := learner.limit_reached():
+                return reason
 
 
 def train(

@@ -143,6 +143,9 @@ class Learner:
         )
         if state is not None:
             self.restore(state)
+        self.updates_at_start = self.updates
+        self.bytes_in = 0
+        """Bytes the workers' messages took in the pipes, this process's share of the run."""
         self.weights = WorkerWeights(
             self.net,
             copied=config.worker_device == "cpu" and device.type != "cpu",
@@ -260,6 +263,13 @@ class Learner:
         self._batch_frames = 0
         return True
 
+    def received(self, total_bytes: int) -> None:
+        """Note how many bytes of the workers' messages the learner has taken so far
+        (`WorkerPool.bytes_delivered`); the growth since the last call is logged as
+        `perf/bytes_per_update`."""
+        self.tb.track("perf/bytes_per_update", total_bytes - self.bytes_in, self.frames)
+        self.bytes_in = total_bytes
+
     def _log_lag(self, lags: list[int], ages: list[int]) -> None:
         step = self.frames
         self.tb.track("perf/policy_lag_mean", sum(lags) / len(lags), step)
@@ -286,6 +296,7 @@ class Learner:
         track("charts/values", loss.values, step)
         track("charts/batch_rewards", batch.ref_values, step)
         track("losses/entropy", loss.entropy, step)
+        track("charts/policy_entropy", loss.policy_entropy, step)
         track("losses/policy", loss.policy, step)
         track("losses/value", loss.value, step)
         track("losses/total", loss.total, step)
@@ -407,6 +418,11 @@ class Learner:
             device=str(self.device),
             run_dir=str(self.run_dir),
             error=error,
+            bytes_per_update=(
+                round(self.bytes_in / (self.updates - self.updates_at_start))
+                if self.updates > self.updates_at_start
+                else None
+            ),
         )
         summary.save(self.run_dir / "summary.json")
         self.writer.add_text("summary", summary.line(), self.frames)

@@ -514,3 +514,120 @@ def learning_table(
                 f"| **{label}** | mean ± std | {solved}/{len(seeds)} | " + " | ".join(cells) + " |"
             )
     return "\n".join(lines)
+
+
+DESIGNS = {
+    "hogwild": (
+        "Hogwild (the A3C paper)",
+        "shared weights θ\n(no lock)",
+        "play, loss,\ngradient, step",
+        "writes θ −= lr·g",
+    ),
+    "grad": (
+        "Gradient parallelism (--variant grad)",
+        "learner: mean of g,\nAdam step, publish θ",
+        "play, loss,\ngradient",
+        "gradients g\n(a float per weight)",
+    ),
+    "data": (
+        "Data parallelism (--variant data)",
+        "learner: loss, gradient,\nAdam step, publish θ",
+        "play",
+        "micro-batches\n(states, actions, returns)",
+    ),
+}
+"""Per design: title, the top box, what each worker does, what goes up to the top box."""
+
+
+def draw_designs(size: tuple[float, float] = (12.0, 3.6)) -> Figure:
+    """The three ways of splitting A3C's work, side by side: who computes the gradient, and
+    what travels from the workers (solid arrows) and back to them (dashed: weights read)."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig, axes = plt.subplots(1, len(DESIGNS), figsize=size)
+    for ax, (title, top, work, up) in zip(axes, DESIGNS.values(), strict=True):
+        ax.set_xlim(0, 10)
+        ax.set_ylim(0, 10)
+        ax.axis("off")
+        ax.set_title(title, fontsize=10)
+        boxes = [(2.0, 7.0, 6.0, 2.2, top, "#dbe9f6")]
+        boxes += [
+            (0.3 + 3.3 * i, 0.6, 3.0, 2.2, f"worker {i}\n{work}", "#fde7c8") for i in range(3)
+        ]
+        for x, y, w, h, text, color in boxes:
+            ax.add_patch(
+                FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.1", fc=color, ec="0.3", lw=1)
+            )
+            ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+        for i in range(3):
+            x = 1.8 + 3.3 * i
+            ax.add_patch(
+                FancyArrowPatch(
+                    (x, 2.95),
+                    (3.5 + 1.5 * i, 6.85),
+                    arrowstyle="-|>",
+                    mutation_scale=10,
+                    lw=1.3,
+                    color="tab:red",
+                )
+            )
+            ax.add_patch(
+                FancyArrowPatch(
+                    (3.1 + 1.5 * i, 6.85),
+                    (x - 0.6, 2.95),
+                    arrowstyle="-|>",
+                    mutation_scale=8,
+                    lw=0.9,
+                    ls="--",
+                    color="0.45",
+                )
+            )
+        ax.text(
+            5.0,
+            4.9,
+            up,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="tab:red",
+            bbox={"fc": "white", "ec": "none", "alpha": 0.85},
+        )
+    axes[0].text(0.0, -0.4, "dashed: workers read the shared weights θ", fontsize=7, color="0.35")
+    fig.tight_layout()
+    return fig
+
+
+def plot_study(result: Mapping[str, Any], size: tuple[float, float] = (12.0, 5.6)) -> Figure:
+    """The learning-rate x entropy-beta study (`benchmarks.study`): for each learning rate, the
+    policy's entropy (top) and the 20-episode mean score (bottom) over frames, one colour per
+    beta and one line per seed."""
+    lrs, betas = result["lrs"], result["betas"]
+    fig, axes = plt.subplots(2, len(lrs), figsize=size, sharex=True, squeeze=False)
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(betas)))
+    ln2 = math.log(2)
+    for col, lr in enumerate(lrs):
+        top, bottom = axes[0][col], axes[1][col]
+        for beta, color in zip(betas, colors, strict=True):
+            for i, run in enumerate(result["runs"][f"lr={lr:g} beta={beta:g}"]):
+                label = f"beta {beta:g}" if i == 0 else None
+                e = run["entropy"]
+                top.plot(e["frames"], e["values"], color=color, lw=1, alpha=0.8, label=label)
+                s = run["score_mean20"]
+                if s:
+                    bottom.plot(s["frames"], s["values"], color=color, lw=1, alpha=0.8)
+                if run["solved"]:
+                    bottom.plot(run["frames"], 500, "v", color=color, ms=5)
+        top.axhline(ln2, color="0.5", ls="--", lw=0.8)
+        top.set_title(f"learning rate {lr:g}", fontsize=10)
+        top.set_ylim(0, ln2 * 1.08)
+        bottom.set_ylim(0, 520)
+        bottom.set_xlabel("frames", fontsize=8)
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=8)
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    axes[0][0].set_ylabel("policy entropy (nats)\n(dashed: ln 2, uniform)", fontsize=8)
+    axes[1][0].set_ylabel("mean score of 20 episodes\n(▼: solved there)", fontsize=8)
+    axes[0][-1].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig

@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, NamedTuple
 
 import torch.multiprocessing as mp
@@ -141,6 +142,8 @@ class WorkerPool:
         self.inbox: queue.Queue[Any] = queue.Queue(self.INBOX_PER_WORKER * config.processes)
         self.last_heard: list[float] = []
         """When a whole message last arrived from each worker (monotonic seconds)."""
+        self.bytes_delivered = 0
+        """Bytes (pickled, as they crossed the pipes) of the messages `get` has handed out."""
         self.tracebacks: dict[int, str] = {}
         """What each worker that caught an exception reported, by worker id."""
         self.config = config
@@ -195,15 +198,17 @@ class WorkerPool:
         try:
             while True:
                 try:
-                    item = conn.recv()
+                    # what `conn.recv()` does, in two steps, so the message's size is known
+                    buf = conn.recv_bytes()
                 except (EOFError, OSError):  # the worker has exited, maybe mid-message
                     return
+                item = ForkingPickler.loads(buf)
                 self.last_heard[worker_id] = time.monotonic()
                 if isinstance(item, WorkerFailed):
                     self.tracebacks[worker_id] = item.traceback
                 while not self.stop_flag.value:
                     try:
-                        self.inbox.put(item, timeout=0.5)
+                        self.inbox.put((item, len(buf)), timeout=0.5)
                         break
                     except queue.Full:
                         continue
@@ -243,9 +248,11 @@ class WorkerPool:
     def get(self, timeout: float) -> Any:
         """The next whole message from any worker, or None if none came within `timeout` s."""
         try:
-            return self.inbox.get(timeout=timeout)
+            item, size = self.inbox.get(timeout=timeout)
         except queue.Empty:
             return None
+        self.bytes_delivered += size
+        return item
 
     def _find_traceback(self, worker_id: int, timeout: float = 5.0) -> str | None:
         """The traceback an exited worker sent, once its reader has read its pipe to the end.

@@ -100,6 +100,9 @@ class Summary:
     device: str
     run_dir: str
     error: str | None = None
+    bytes_per_update: int | None = None
+    """Mean bytes the workers piped to the learner per update, in this process's share of the
+    run: micro-batches (data parallelism) or gradients (gradient parallelism), with scores."""
 
     def line(self) -> str:
         mean = "n/a" if self.mean_score is None else f"{self.mean_score:.2f}"

@@ -166,6 +166,7 @@ def gradient_message(
         "losses/policy": loss.policy.item(),
         "losses/value": loss.value.item(),
         "losses/entropy": loss.entropy.item(),
+        "charts/policy_entropy": loss.policy_entropy.item(),
         "losses/total": loss.total.item(),
         "charts/advantage": loss.advantage.mean().item(),
         "charts/values": loss.values.mean().item(),

@@ -44,6 +44,16 @@ def test_short_pong_run_stops_at_max_frames(pong_run):
     assert Summary.load(run_dir / "summary.json") == summary
 
 
+def test_bytes_per_update_are_the_micro_batches_that_made_it(pong_run):
+    """Data parallelism pipes each sample's frames: per update of 128 samples, four
+    micro-batches of 32 stacks of 4x84x84 uint8 frames, int64 actions and float32 returns,
+    plus the pickle's framing, a few hundred bytes per message. No Pong game ends in 384
+    frames, so no score messages add to it."""
+    _, summary = pong_run
+    payload = 4 * 32 * (4 * 84 * 84 + 8 + 4)  # 3,614,208 bytes
+    assert payload <= summary.bytes_per_update <= payload + 4 * 1024, summary.bytes_per_update
+
+
 def test_tensorboard_holds_the_seed_metrics(pong_run):
     run_dir, _ = pong_run
     acc = EventAccumulator(str(run_dir))

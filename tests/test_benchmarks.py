@@ -141,3 +141,62 @@ def test_learning_benchmark_runs_both_variants_in_turn():
     assert [r["what"] for r in result["rows"]] == ["A3C", "A3C, gradient-parallel"]
     assert set(saved["runs"]) == {"a3c", "a3c_grad", "a2c"} and saved["runs"]["a2c"] == []
     assert all(r["frames"] > 0 for key in ("a3c", "a3c_grad") for r in saved["runs"][key])
+    # CartPole's micro-batch of 32 samples is 896 bytes of arrays; its gradient is a float32
+    # for each of the net's parameters (thousands), so the gradients weigh several times more
+    (data,), (grad,) = saved["runs"]["a3c"], saved["runs"]["a3c_grad"]
+    assert grad["bytes_per_update"] > 3 * data["bytes_per_update"] > 0
+    for run in (data, grad):
+        assert 0 <= run["policy_lag_mean"] <= run["policy_lag_max"]
+        curve = run["policy_lag_curve"]
+        assert 0 < len(curve["frames"]) == len(curve["values"]) <= 60
+
+
+def test_a_fall_is_counted_once_per_drop_from_high_to_low():
+    from benchmarks.study import count_falls
+
+    # running mean over 2: 10, 400, 400, 50 (fall), 350 (up again), 350, 20 (fall), 20
+    scores = [10, 10, 790, 10, 90, 610, 90, 10, 30]
+    assert count_falls(scores, window=2, high=300, low=100) == 2
+    # never high: no fall however low it goes; high but never low: no fall
+    assert count_falls([50, 0, 50, 0], window=2, high=300, low=100) == 0
+    assert count_falls([400, 400, 150, 150], window=2, high=300, low=100) == 0
+
+
+def test_study_runs_a_grid_and_records_entropy_and_falls():
+    """Two cells, one seed, runs of 20,000 frames: the file's shape, not the scores."""
+    from benchmarks import study
+    from benchmarks.common import RESULTS
+
+    name = f"test_study_{os.getpid()}"
+    args = ["--lr", "0.002", "--beta", "0", "0.05", "--seeds", "1", "--max-frames", "20000"]
+    try:
+        result = study.main([*args, "--name", name])
+        saved = json.loads((RESULTS / f"{name}.json").read_text())
+    finally:
+        (RESULTS / f"{name}.json").unlink(missing_ok=True)
+    assert [(r["learning rate"], r["entropy beta"]) for r in result["rows"]] == [
+        ("0.002", "0"),
+        ("0.002", "0.05"),
+    ]
+    for cell in ("lr=0.002 beta=0", "lr=0.002 beta=0.05"):
+        (run,) = saved["runs"][cell]
+        assert run["frames"] >= 20_000 and not run["solved"]
+        # CartPole has 2 actions: the policy's entropy lies between 0 and ln 2 nats
+        assert all(0 <= v <= math.log(2) + 1e-6 for v in run["entropy"]["values"])
+        assert run["falls"] >= 0 and run["score_mean20"]["values"]
+
+
+def test_notebook_times_runs_a_notebook_in_place_and_times_it(tmp_path):
+    """A fresh kernel in the notebook's folder, outputs written back, seconds returned."""
+    import nbformat
+
+    from benchmarks.notebook_times import run_notebook
+
+    path = tmp_path / "tiny.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os, time\ntime.sleep(0.5)\nprint(os.getcwd())")]
+    nbformat.write(nb, path)
+    seconds = run_notebook(path, timeout=120)
+    (out,) = nbformat.read(path, as_version=4).cells[0].outputs
+    assert out.text.strip() == str(tmp_path)
+    assert 0.5 <= seconds < 120

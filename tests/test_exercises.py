@@ -25,7 +25,7 @@ NUMBERED = [p for p in NOTEBOOK_PATHS if p != GLOSSARY]
 SOLUTION_TIMEOUT = 120
 
 # The notebooks with learner aids: every lesson.
-AIDED = ("01", "02", "03", "04", "05", "06")
+AIDED = ("01", "02", "03", "04", "05", "06", "07")
 
 DETAILS = re.compile(r"<details>(.*?)</details>", re.DOTALL)
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
@@ -97,6 +97,7 @@ def test_notebook_has_its_learner_aids(path):
     cells = markdown_cells(path)
     assert cells[0].startswith("# "), f"{path.name} must start with its title"
     assert cells[1].startswith("> **You will learn**"), "the box must follow the title"
+    assert "> **Run time:**" in cells[1], f"{path.name}: the box must say how long a run takes"
     text = "\n".join(cells)
     assert "(00_glossary.ipynb)" in text, f"{path.name} does not link to the glossary"
     (quiz,) = [c for c in cells if c.startswith("## Check yourself")]

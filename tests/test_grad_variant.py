@@ -74,15 +74,21 @@ def test_a_spawned_grad_worker_sends_one_gradient_per_parameter():
     pool = WorkerPool(config, net, "cpu")
     pool.start()
     try:
-        item = None
+        item, size = None, 0
         for _ in range(120):
             pool.check()
+            before = pool.bytes_delivered
             item = pool.get(timeout=1.0)
+            size = pool.bytes_delivered - before
             if isinstance(item, Gradients):
                 break
         assert isinstance(item, Gradients), "the worker never sent a gradient"
         shapes = [tuple(p.shape) for p in net.parameters()]
         assert [g.shape for g in item.grads] == shapes
+        # what crossed the pipe: a float32 per parameter, plus the seven logged loss parts
+        # and the pickle's framing (about a hundred bytes a parameter tensor and a stat)
+        param_bytes = 4 * sum(p.numel() for p in net.parameters())
+        assert param_bytes <= size <= param_bytes + 2048, (size, param_bytes)
         assert item.frames == config.micro_batch_size
         assert all(np.isfinite(g).all() for g in item.grads)
     finally:

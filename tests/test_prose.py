@@ -53,6 +53,10 @@ WORKED_BY_HAND = {
         "1.79": "ln 6 nats, the entropy of a uniform choice among Pong's 6 actions",
         "20,000": "the exercises' own max_frames in quick mode, set in their code",
     },
+    "07_two_designs": {
+        "20,000": "quick mode's max_frames, set in the live section's code",
+        "50,000": "exercise 2's own max_frames, set in its code",
+    },
     "06_results": {
         "0.86": "32 x 4 x 84 x 84 bytes in MiB, the micro-batch's size, worked in the sentence",
         "2.7": "16 x 173 MiB in GiB, worked in the sentence",
