@@ -54,7 +54,8 @@ def curve(steps: np.ndarray, values: np.ndarray, points: int = 60) -> dict[str, 
 def run_a3c(config, tags: Sequence[str] = ()) -> dict:
     """One A3C run: its row, with the policy lag, and a `curves` entry for each of `tags`."""
     last: list[Progress] = []
-    logged: dict = dict.fromkeys((*LAG_TAGS, *tags))
+    grad_tags = ("perf/gradient_lag_mean",) if config.variant == "grad" else ()
+    logged: dict = dict.fromkeys((*LAG_TAGS, *grad_tags, *tags))
     s = train_in_tmp(
         config,
         device="auto",
@@ -83,6 +84,11 @@ def run_a3c(config, tags: Sequence[str] = ()) -> dict:
             "policy_lag_curve": curve(*logged["perf/policy_lag_mean"]),
         }
         | ({"curves": {tag: curve(*logged[tag]) for tag in tags}} if tags else {})
+        | (
+            {"gradient_lag_mean": round(float(logged["perf/gradient_lag_mean"][1].mean()), 2)}
+            if grad_tags
+            else {}
+        )
     )
 
 

@@ -240,7 +240,8 @@ class Learner:
         if not self._count(item.frames):
             return False
         items, self._grads = self._grads, []
-        lags = [self.updates - g.version for g in items]
+        lags = [self.updates - g.first_version for g in items]  # the data's age, as for data
+        gradient_lags = [self.updates - g.version for g in items]  # the weights' age
         mean = [
             torch.from_numpy(np.mean([g.grads[i] for g in items], axis=0))
             for i in range(len(items[0].grads))
@@ -252,6 +253,7 @@ class Learner:
         self.tb.track("losses/grad_norm", grad_norm, self.frames)
         self._log_perf()
         self._log_lag(lags, [g.bootstrap_age for g in items])
+        self.tb.track("perf/gradient_lag_mean", sum(gradient_lags) / len(items), self.frames)
         return True
 
     def _count(self, frames: int) -> bool:
@@ -273,7 +275,7 @@ class Learner:
     def _log_lag(self, lags: list[int], ages: list[int]) -> None:
         step = self.frames
         self.tb.track("perf/policy_lag_mean", sum(lags) / len(lags), step)
-        self.tb.track("perf/policy_lag_max", max(lags), step)
+        self.tb.track("perf/policy_lag_max", max(lags), step, reduce=max)
         self.tb.track("perf/bootstrap_age", sum(ages) / len(ages), step)
 
     def update(self, batch: Batch) -> None:

@@ -7,7 +7,7 @@ import math
 import os
 import platform
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,16 +56,24 @@ class RewardTracker:
 
 
 class TBMeanTracker:
-    """Averages scalars over `every` calls before writing them, so TensorBoard stays readable."""
+    """Averages scalars over `every` calls before writing them, so TensorBoard stays readable.
+
+    A tag tracked with `reduce=max` gets the largest of its `every` values instead: a maximum
+    that is averaged is no maximum.
+    """
 
     def __init__(self, writer: SummaryWriter, every: int = 10):
         self.writer = writer
         self.every = every
         self._values: dict[str, list[float]] = {}
+        self._reduce: dict[str, Callable[[list[float]], float]] = {}
 
-    def track(self, tag: str, value: Any, step: int) -> None:
+    def track(
+        self, tag: str, value: Any, step: int, reduce: Callable[[list[float]], float] = np.mean
+    ) -> None:
         if hasattr(value, "detach"):
             value = value.detach().float().mean().item()
+        self._reduce[tag] = reduce
         values = self._values.setdefault(tag, [])
         values.append(float(value))
         if len(values) >= self.every:
@@ -74,7 +82,7 @@ class TBMeanTracker:
     def _write(self, tag: str, step: int) -> None:
         values = self._values.pop(tag, [])
         if values:
-            self.writer.add_scalar(tag, float(np.mean(values)), step)
+            self.writer.add_scalar(tag, float(self._reduce.get(tag, np.mean)(values)), step)
 
     def flush(self, step: int) -> None:
         for tag in list(self._values):

@@ -65,6 +65,9 @@ class Gradients(NamedTuple):
     """As `MicroBatch.bootstrap_age`."""
     stats: dict[str, float]
     """The loss parts and batch means, under their TensorBoard tags."""
+    first_version: int = 0
+    """As `MicroBatch.version`: the update count when the micro-batch's first transition came
+    in, so that the policy lag means the same in both variants: how old the data is."""
 
 
 def worker_seed(config: A3CConfig, worker_id: int) -> int:
@@ -145,7 +148,8 @@ def grad_func(
 
     def gradients(worker_id: int, batch: Batch, first_version: int, age: int) -> Gradients:
         weights_version = read_version(version)  # the weights this gradient is taken at
-        return gradient_message(worker_id, net, device, config, batch, weights_version, age)
+        message = gradient_message(worker_id, net, device, config, batch, weights_version, age)
+        return message._replace(first_version=first_version)
 
     _play(worker_id, config, net, device, conn, stop_flag, parent_pid, version, gradients)
 

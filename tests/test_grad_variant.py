@@ -68,6 +68,24 @@ def test_the_mean_of_micro_batch_gradients_makes_the_data_variants_update(tmp_pa
     assert len(logged["losses/total"][1]) == 1  # the workers' loss parts reach TensorBoard
 
 
+def test_a_gradients_policy_lag_is_its_datas_age_and_its_gradient_lag_its_weights_age(tmp_path):
+    """Worked by hand: one gradient per update. Each gradient's data began at update 0; the
+    gradients were taken at the weights of updates 0, 1 and 1. At updates 0, 1 and 2 the
+    policy lags are 0, 1, 2 (mean 1, max 2) and the gradient lags 0, 0, 1 (mean 1/3)."""
+    config = get_preset("cartpole", batch_size=32, micro_batch_size=32, variant="grad")
+    learner = Learner(config, tmp_path, torch.device("cpu"))
+    batch = cartpole_batch(32, seed=1)
+    for weights in (0, 1, 1):
+        message = gradient_message(0, learner.net, "cpu", config, batch, weights, 0)
+        learner.add_gradients(message._replace(first_version=0))
+    assert learner.updates == 3
+    learner.finish("max_frames", None, learner.start)
+    tags = ["perf/policy_lag_mean", "perf/policy_lag_max", "perf/gradient_lag_mean"]
+    logged = read_scalars(tmp_path, tags)
+    assert [logged[t][1].tolist() for t in tags[:2]] == [[1.0], [2.0]]
+    assert logged["perf/gradient_lag_mean"][1].tolist() == pytest.approx([1 / 3])
+
+
 def test_a_spawned_grad_worker_sends_one_gradient_per_parameter():
     config = get_preset("cartpole", variant="grad", processes=1, envs_per_process=2)
     net = MlpA2C((4,), 2, hidden_size=config.hidden_size).share_memory()

@@ -105,7 +105,8 @@ def test_a_spawned_worker_sees_the_copied_weights_only_after_publish():
 def test_policy_lag_is_the_learners_update_count_minus_each_micro_batchs_version(tmp_path):
     """Worked by hand: one micro-batch per update. Update 1 trains on data made with version
     0 (lag 0); update 2 on data made before update 1 (version 0, lag 1); update 3 on data
-    made before both (version 0, lag 2). TensorBoard gets the mean of the three."""
+    made before both (version 0, lag 2). TensorBoard gets the mean of the three, and their
+    maximum as the maximum."""
     from lib.plots import read_scalars
 
     config = get_preset("cartpole", batch_size=32, micro_batch_size=32)
@@ -117,7 +118,8 @@ def test_policy_lag_is_the_learners_update_count_minus_each_micro_batchs_version
     learner.finish("max_frames", None, learner.start)
     tags = ["perf/policy_lag_mean", "perf/policy_lag_max", "perf/bootstrap_age"]
     scalars = read_scalars(tmp_path, tags)
-    assert [scalars[t][1].tolist() for t in tags] == [[1.0], [1.0], [2.0]]  # (0+1+2)/3, (4+0+2)/3
+    # (0+1+2)/3, max(0, 1, 2), (4+0+2)/3
+    assert [scalars[t][1].tolist() for t in tags] == [[1.0], [2.0], [2.0]]
 
 
 def test_a_resumed_learner_counts_versions_from_its_checkpoint(tmp_path):
