@@ -148,8 +148,9 @@ def grad_func(
 
     def gradients(worker_id: int, batch: Batch, first_version: int, age: int) -> Gradients:
         weights_version = read_version(version)  # the weights this gradient is taken at
-        message = gradient_message(worker_id, net, device, config, batch, weights_version, age)
-        return message._replace(first_version=first_version)
+        return gradient_message(
+            worker_id, net, device, config, batch, weights_version, age, first_version
+        )
 
     _play(worker_id, config, net, device, conn, stop_flag, parent_pid, version, gradients)
 
@@ -162,6 +163,7 @@ def gradient_message(
     batch: Batch,
     weights_version: int,
     bootstrap_age: int,
+    first_version: int = 0,
 ) -> Gradients:
     """The A2C loss's gradient on `batch` at `net`'s weights, as `grad_func` sends it."""
     on_device = Batch(*(t.to(device) for t in batch))
@@ -177,7 +179,15 @@ def gradient_message(
         "charts/batch_rewards": batch.ref_values.mean().item(),
     }
     grads_np = [g.cpu().numpy() for g in grads]
-    return Gradients(worker_id, grads_np, len(batch.actions), weights_version, bootstrap_age, stats)
+    return Gradients(
+        worker_id,
+        grads_np,
+        len(batch.actions),
+        weights_version,
+        bootstrap_age,
+        stats,
+        first_version,
+    )
 
 
 WORKER_TARGETS = {"data": data_func, "grad": grad_func}
