@@ -3,6 +3,8 @@
     python -m benchmarks.throughput --processes 2 --envs 4 --repeats 3
     python -m benchmarks.throughput --processes 2 --envs 4 --repeats 3 --variant data grad \
         --name throughput_pong_2x4_variants
+    python -m benchmarks.throughput --processes 2 --envs 4 --repeats 3 --backend local ray \
+        --name throughput_pong_2x4_backends
 
 Everything is measured in this one run, on the Pong preset scaled to the given layout:
   env ceiling        the same processes and envs stepping with random actions, no network
@@ -11,6 +13,8 @@ Everything is measured in this one run, on the Pong preset scaled to the given l
   A3C                lib.a3c.train, steady state (start-up reported apart)
   A2C                lib.sync_a2c.train_a2c: same net, settings and total envs, one process
   A3C, gradient-parallel   with `--variant data grad`: lib.a3c.train with variant="grad"
+  A3C on Ray         with `--backend local ray`: the same run with Ray actors (a Ray instance
+                     of its own, started for each run; its start-up is reported apart)
 With a GPU (`--device auto` finds it) the learner and A2C run on it, and two rows answer where
 the workers' forward passes belong: the inference ceiling on the GPU and on the CPU, and A3C
 with `worker_device="learner"` (the seed's way: on the GPU) against `worker_device="cpu"`.
@@ -128,10 +132,12 @@ def learner_ceiling(
         torch.set_num_threads(saved)
 
 
-def a3c_fps(config: A3CConfig, frames: int, device: str = "cpu") -> tuple[float, float, int]:
-    """Steady frames/s, start-up seconds, and bytes piped to the learner per update."""
-    s = train_in_tmp(replace(config, max_frames=frames), device)
-    return s.steady_fps, s.startup_seconds, s.bytes_per_update
+def a3c_fps(
+    config: A3CConfig, frames: int, device: str = "cpu", backend: str = "local"
+) -> tuple[float, float, int, int]:
+    """Steady frames/s, start-up seconds, and bytes to the learner and of weights per update."""
+    s = train_in_tmp(replace(config, max_frames=frames), device, backend=backend)
+    return s.steady_fps, s.startup_seconds, s.bytes_per_update, s.weights_bytes_per_update
 
 
 def a2c_fps(
@@ -179,6 +185,13 @@ def main(argv: list[str] | None = None) -> dict:
         default=["data"],
         help="A3C's variants to measure (grad adds a row for gradient parallelism)",
     )
+    p.add_argument(
+        "--backend",
+        nargs="+",
+        choices=("local", "ray"),
+        default=["local"],
+        help="worker backends to measure (ray adds a row: A3C with Ray actors)",
+    )
     p.add_argument("--name", help="results file name, no .json (default throughput_<layout>)")
     args = p.parse_args(argv)
     config = get_preset(args.preset, processes=args.processes, envs_per_process=args.envs)
@@ -192,6 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
     grad = "grad" in args.variant
     keys += ["a3c", "a3c_seed_bootstrap", *(["a3c_worker_cpu"] if gpu else [])]
     keys += ["a3c_grad"] if grad else []
+    ray = "ray" in args.backend
+    keys += ["a3c_ray"] if ray else []
     keys += [f"a2c_t{t}" for t in threads]
     where = f", learner on {device}" if gpu else ""
     labels = {
@@ -204,11 +219,13 @@ def main(argv: list[str] | None = None) -> dict:
         "a3c_seed_bootstrap": "A3C, second forward pass for V (the seed's way)",
         "a3c_worker_cpu": "A3C, workers infer on the CPU (worker_device='cpu')",
         "a3c_grad": "A3C, gradient-parallel (workers compute the gradients)",
+        "a3c_ray": "A3C, workers as Ray actors (--backend ray)",
         **{f"a2c_t{t}": f"single-process A2C ({_threads(t)}{where})" for t in threads},
     }
     runs: dict[str, list[float]] = {k: [] for k in keys}
     startup: dict[str, list[float]] = {k: [] for k in keys if k.startswith("a")}
     piped: dict[str, list[int]] = {}
+    weights: dict[str, list[int]] = {}
     # on a GPU, "a3c" is the seed's placement (workers infer on the GPU) and "a3c_worker_cpu"
     # the default one; on a CPU the two are the same
     a3c_runs = {
@@ -219,6 +236,8 @@ def main(argv: list[str] | None = None) -> dict:
         a3c_runs["a3c_worker_cpu"] = replace(config, worker_device="cpu")
     if grad:
         a3c_runs["a3c_grad"] = replace(config, variant="grad")
+    if ray:
+        a3c_runs["a3c_ray"] = config
     for _ in range(args.repeats):  # interleaved, so drifts in the machine hit every row alike
         runs["env"].append(env_ceiling(config, args.seconds))
         runs["inference"].append(inference_ceiling(config, args.seconds))
@@ -229,10 +248,12 @@ def main(argv: list[str] | None = None) -> dict:
             for t in threads:
                 runs[f"learner_t{t}"].append(learner_ceiling(config, args.seconds, t))
         for key, cfg in a3c_runs.items():
-            fps, up, size = a3c_fps(cfg, args.frames, device)
+            backend = "ray" if key == "a3c_ray" else "local"
+            fps, up, size, published = a3c_fps(cfg, args.frames, device, backend)
             runs[key].append(fps)
             startup[key].append(up)
             piped.setdefault(key, []).append(size)
+            weights.setdefault(key, []).append(published)
         for t in threads:
             fps, up = a2c_fps(config, args.frames, t, device)
             runs[f"a2c_t{t}"].append(fps)
@@ -250,6 +271,9 @@ def main(argv: list[str] | None = None) -> dict:
             "emulator frames/s": 4 * med[k] if config.net == "atari" else "",
             "runs": ", ".join(f"{v:.0f}" for v in runs[k]),
             "KB piped per update": round(median(piped[k]) / 1024, 1) if k in piped else "",
+            "KB of weights per update": (
+                round(median(weights[k]) / 1024, 1) if weights.get(k) and any(weights[k]) else ""
+            ),
         }
         for k in keys
     ]
@@ -267,6 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
         "median": med,
         "startup_seconds": {k: median(v) for k, v in startup.items()},
         "bytes_per_update": {k: median(v) for k, v in piped.items()},
+        "weights_bytes_per_update": {k: median(v) for k, v in weights.items()},
         "tightest_ceiling": tightest,
         "a2c_best": a2c_best,
         "a3c_over_a2c": med["a3c"] / med[a2c_best],
@@ -275,6 +300,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if grad:
         result["grad_over_data"] = med["a3c_grad"] / med["a3c"]
+    if ray:
+        result["ray_over_local"] = med["a3c_ray"] / med["a3c"]
     if gpu:
         result["worker_cpu_over_gpu"] = med["a3c_worker_cpu"] / med["a3c"]
     else:  # core-seconds add up only when every job runs on the same cores
@@ -289,7 +316,15 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(
         table(
-            rows, ["what", "frames/s (median)", "emulator frames/s", "runs", "KB piped per update"]
+            rows,
+            [
+                "what",
+                "frames/s (median)",
+                "emulator frames/s",
+                "runs",
+                "KB piped per update",
+                *(["KB of weights per update"] if ray else []),
+            ],
         )
     )
     print(
@@ -313,6 +348,12 @@ def main(argv: list[str] | None = None) -> dict:
         )
     if grad:
         print(f"gradient parallelism / data parallelism = {result['grad_over_data']:.2f}x")
+    if ray:
+        print(
+            f"Ray actors / local processes = {result['ray_over_local']:.2f}x; start-up: Ray "
+            f"{result['startup_seconds']['a3c_ray']:.1f} s, local "
+            f"{result['startup_seconds']['a3c']:.1f} s"
+        )
     print(f"wrote {path}")
     return result
 

@@ -39,11 +39,16 @@ import torch
 from lib.agent import default_device
 from lib.config import A3CConfig, validate
 from lib.learner import Learner, Progress
-from lib.pool import WorkerError, WorkerFailed, WorkerPool
+from lib.pool import WorkerError, WorkerFailed, WorkerPool, WorkerRestarted
 from lib.tracking import RewardTracker, Summary
 from lib.worker import EpisodeScores, Gradients
 
 __all__ = ["Progress", "TrainingTerminated", "WorkerError", "WorkerPool", "learn", "train"]
+
+BACKENDS = ("local", "ray")
+"""Where the workers run: spawned processes with a pipe each (`lib.pool.WorkerPool`), or Ray
+actors on one machine or a cluster (`lib.ray_pool.RayWorkerPool`, `pip install -e
+'.[distributed]'`)."""
 
 WORKER_CHECK_SECONDS = 1.0
 """How often the learner checks that every worker is still alive."""
@@ -103,6 +108,7 @@ class _Bar:
 
     def __init__(self, learner: Learner, enabled: bool):
         self.bar = None
+        self.restarts = 0
         if enabled:
             from tqdm.auto import tqdm
 
@@ -130,7 +136,24 @@ class _Bar:
         if self.bar is not None:
             mean = "n/a" if not tracker.scores else f"{tracker.mean:.1f}"
             best = "n/a" if tracker.best_mean is None else f"{tracker.best_mean:.1f}"
-            self.bar.set_postfix(episodes=tracker.episodes, mean=mean, best=best, refresh=False)
+            extra = {"restarts": self.restarts} if self.restarts else {}
+            self.bar.set_postfix(
+                episodes=tracker.episodes, mean=mean, best=best, **extra, refresh=False
+            )
+
+    def restarted(self, item: WorkerRestarted, tracker: RewardTracker) -> None:
+        """A line of its own for a worker Ray restarted (on its first reply from the new
+        process), and the count on the progress line."""
+        self.restarts = item.restarts
+        line = (
+            f"worker {item.worker_id} died and Ray restarted it, on node {item.node} "
+            f"(restarts so far: {item.restarts})"
+        )
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+            self.scores(tracker)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -139,12 +162,15 @@ class _Bar:
 
 def learn(
     learner: Learner,
-    workers: WorkerPool,
+    workers: Any,
     bar: _Bar,
     callback: Callable[[Progress], None] | None = None,
     callback_seconds: float = 2.0,
 ) -> str:
-    """The learner loop: train on what the workers send until a stop; return the reason."""
+    """The learner loop: train on what the workers send until a stop; return the reason.
+
+    `workers` is a started `WorkerPool` or `RayWorkerPool`: `get`, `check`, `bytes_delivered`.
+    """
     check_workers = _Every(WORKER_CHECK_SECONDS)
     save_last = _Every(learner.config.checkpoint_minutes * 60)
     report = _Every(callback_seconds)
@@ -164,6 +190,10 @@ def learn(
             continue
         if isinstance(item, WorkerFailed):
             raise WorkerError(f"worker {item.worker_id} failed; its traceback:\n{item.traceback}")
+        if isinstance(item, WorkerRestarted):
+            learner.worker_restarted(item)
+            bar.restarted(item, learner.tracker)
+            continue
         if isinstance(item, EpisodeScores):
             solved = learner.add_scores(item)
             bar.scores(learner.tracker)
@@ -177,9 +207,24 @@ def learn(
             bar.frames(len(item.actions))
             trained = learner.add_micro_batch(item)
         if trained:
-            learner.received(workers.bytes_delivered)
+            learner.received(workers.bytes_delivered, workers.bytes_published)
             if reason := learner.limit_reached():
                 return reason
+
+
+def check_backend(backend: str, address: str | None, max_restarts: int) -> None:
+    """Raise `ValueError` (or `ImportError` for a missing Ray) naming the fix, before any
+    process starts."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is invalid: use one of {BACKENDS}")
+    if address and backend != "ray":
+        raise ValueError("--address joins a Ray cluster: it needs --backend ray")
+    if max_restarts < 0:
+        raise ValueError(f"max_restarts={max_restarts} is invalid: must be >= 0")
+    if backend == "ray":
+        from lib.ray_pool import require_ray
+
+        require_ray()
 
 
 def train(
@@ -190,19 +235,32 @@ def train(
     progress: bool = True,
     callback: Callable[[Progress], None] | None = None,
     callback_seconds: float = 2.0,
+    backend: str = "local",
+    address: str | None = None,
+    max_restarts: int = 3,
 ) -> Summary:
     """Train A3C (`config.variant`) until solved, `max_frames`, an interrupt or an error.
 
     Returns the run's `Summary` (also written to `run_dir/summary.json`). Ctrl+C, SIGTERM and
     Jupyter's interrupt button end the run cleanly and return with `stop_reason="interrupted"`;
     a dead worker or a non-finite loss raises after the same clean-up.
+
+    `backend="ray"` runs the workers as Ray actors (`lib.ray_pool`): on a Ray instance of the
+    run's own, or on the cluster at `address`. Ray restarts a worker that dies, up to
+    `max_restarts` times per worker; past that the run stops with `WorkerError`.
     """
     validate(config)
+    check_backend(backend, address, max_restarts)
     dev = default_device(device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     learner = Learner(config, run_dir, dev, resume)
     weights = learner.weights
-    workers = WorkerPool(config, weights.net, weights.device, version=weights.version)
+    if backend == "ray":
+        from lib.ray_pool import RayWorkerPool
+
+        workers: Any = RayWorkerPool(config, weights.net, weights.version, address, max_restarts)
+    else:
+        workers = WorkerPool(config, weights.net, weights.device, version=weights.version)
     bar = _Bar(learner, enabled=progress)
     stop_reason, error = "running", None
     saved_threads = torch.get_num_threads()
@@ -210,6 +268,7 @@ def train(
     try:
         with _sigterm_as_interrupt():
             workers.start()
+            learner.workers_started(getattr(workers, "nodes", None))
             stop_reason = learn(learner, workers, bar, callback, callback_seconds)
     except KeyboardInterrupt:
         stop_reason = "interrupted"

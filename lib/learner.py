@@ -27,6 +27,7 @@ from lib.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from lib.config import A3CConfig
 from lib.envs import obs_shape_and_actions
 from lib.model import make_net
+from lib.pool import WorkerRestarted
 from lib.tracking import (
     RewardTracker,
     Summary,
@@ -146,6 +147,8 @@ class Learner:
         self.updates_at_start = self.updates
         self.bytes_in = 0
         """Bytes the workers' messages took in the pipes, this process's share of the run."""
+        self.bytes_out = 0
+        """Bytes of weights serialised for the workers (Ray actors; 0 for local workers)."""
         self.weights = WorkerWeights(
             self.net,
             copied=config.worker_device == "cpu" and device.type != "cpu",
@@ -165,6 +168,9 @@ class Learner:
         self._grads: list[Gradients] = []
         self._best: dict[str, Any] | None = None
         self._best_saved_at = self.start
+        self.worker_nodes: list[str] | None = None
+        """Where each worker runs (the Ray backend), as its last reply showed."""
+        self.worker_restarts = 0
 
     # --- what the workers send -----------------------------------------------------------
 
@@ -207,6 +213,19 @@ class Learner:
         if self._best is not None and now - self._best_saved_at >= BEST_SAVE_SECONDS:
             self.save_best()
         return solved
+
+    def workers_started(self, nodes: list[str] | None) -> None:
+        """Note where the workers run (Ray actors: "host (node id)"; None for local ones)."""
+        if nodes is None:
+            return
+        self.worker_nodes = nodes
+        rows = [(f"worker {i}", node) for i, node in enumerate(nodes)]
+        self.writer.add_text("workers", config_table(rows), self.frames)
+
+    def worker_restarted(self, item: WorkerRestarted) -> None:
+        """Log a worker Ray restarted: `perf/worker_restarts` counts them all."""
+        self.worker_restarts = item.restarts
+        self.writer.add_scalar("perf/worker_restarts", item.restarts, self.frames)
 
     def waited(self, seconds: float) -> None:
         """Count time spent waiting for the workers (logged as `perf/wait_s`)."""
@@ -265,12 +284,14 @@ class Learner:
         self._batch_frames = 0
         return True
 
-    def received(self, total_bytes: int) -> None:
+    def received(self, total_bytes: int, weights_bytes: int = 0) -> None:
         """Note how many bytes of the workers' messages the learner has taken so far
-        (`WorkerPool.bytes_delivered`); the growth since the last call is logged as
-        `perf/bytes_per_update`."""
+        (`WorkerPool.bytes_delivered`), and how many bytes of weights it has put out for them
+        (`bytes_published`); the growth since the last call is logged as
+        `perf/bytes_per_update` and `perf/weights_bytes_per_update`."""
         self.tb.track("perf/bytes_per_update", total_bytes - self.bytes_in, self.frames)
-        self.bytes_in = total_bytes
+        self.tb.track("perf/weights_bytes_per_update", weights_bytes - self.bytes_out, self.frames)
+        self.bytes_in, self.bytes_out = total_bytes, weights_bytes
 
     def _log_lag(self, lags: list[int], ages: list[int]) -> None:
         step = self.frames
@@ -404,6 +425,7 @@ class Learner:
         self.save_last()
         self.save_best()
         first = self.first_update[0] if self.first_update else end
+        done = self.updates - self.updates_at_start
         summary = Summary(
             preset=self.config.preset,
             env_id=self.config.env_id,
@@ -420,11 +442,10 @@ class Learner:
             device=str(self.device),
             run_dir=str(self.run_dir),
             error=error,
-            bytes_per_update=(
-                round(self.bytes_in / (self.updates - self.updates_at_start))
-                if self.updates > self.updates_at_start
-                else None
-            ),
+            bytes_per_update=round(self.bytes_in / done) if done else None,
+            weights_bytes_per_update=round(self.bytes_out / done) if done else None,
+            worker_nodes=self.worker_nodes,
+            worker_restarts=self.worker_restarts,
         )
         summary.save(self.run_dir / "summary.json")
         self.writer.add_text("summary", summary.line(), self.frames)

@@ -631,3 +631,91 @@ def plot_study(result: Mapping[str, Any], size: tuple[float, float] = (12.0, 5.6
     axes[0][-1].legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str, color: str) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.1", fc=color, ec="0.3", lw=1))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+
+
+def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float], **style: Any) -> None:
+    from matplotlib.patches import FancyArrowPatch
+
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=10, **style))
+
+
+def draw_backends(size: tuple[float, float] = (12.0, 4.2)) -> Figure:
+    """The two worker backends side by side: spawned processes with a pipe each on one machine
+    (`--backend local`), and Ray actors on any number of nodes (`--backend ray`). Same workers,
+    same learner; only the transport differs."""
+    from matplotlib.patches import Rectangle
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=size)
+    for ax, title in (
+        (left, "--backend local: spawned processes, a pipe each"),
+        (right, "--backend ray: Ray actors, on one node or many"),
+    ):
+        ax.set_xlim(0, 10)
+        ax.set_ylim(-0.6, 10)
+        ax.axis("off")
+        ax.set_title(title, fontsize=10)
+    worker = "worker {}\nenvs, agent,\nn-step, micro-batch"
+
+    # local: one machine, pipes up, shared weights read in place
+    left.add_patch(Rectangle((0.05, 0.1), 9.9, 9.5, fill=False, ls=":", ec="0.5"))
+    left.text(0.25, 9.2, "one machine", fontsize=8, color="0.4")
+    _box(left, 2.0, 6.6, 6.0, 1.8, "learner: loss, Adam,\nweights θ in shared memory", "#dbe9f6")
+    for i in range(3):
+        x = 0.4 + 3.2 * i
+        _box(left, x, 0.7, 2.8, 2.2, worker.format(i), "#fde7c8")
+        _arrow(left, (x + 1.7, 3.05), (3.4 + 1.6 * i, 6.45), lw=1.3, color="tab:red")
+        _arrow(left, (2.9 + 1.6 * i, 6.45), (x + 0.9, 3.05), lw=0.9, ls="--", color="0.45")
+    left.text(
+        5.0,
+        4.75,
+        "pickled micro-batches\nthrough each pipe",
+        ha="center",
+        fontsize=8,
+        color="tab:red",
+        bbox={"fc": "white", "ec": "none", "alpha": 0.85},
+    )
+    left.text(0.3, -0.45, "dashed: workers read θ in place (no copy)", fontsize=7, color="0.35")
+
+    # ray: two nodes; the learner on the head, an actor on each
+    for x, label in ((0.05, "node 1 (head)"), (5.25, "node 2")):
+        right.add_patch(Rectangle((x, 0.1), 4.7, 9.5, fill=False, ls=":", ec="0.5"))
+        right.text(x + 0.2, 9.2, label, fontsize=8, color="0.4")
+    _box(right, 0.4, 6.6, 4.0, 1.8, "learner: loss, Adam;\nray.wait, ray.put(θ)", "#dbe9f6")
+    _box(
+        right,
+        5.6,
+        6.6,
+        4.0,
+        1.8,
+        "object store (one per node):\nθ and the replies; Ray copies\nan object across once",
+        "#e4f2dc",
+    )
+    for i, x in enumerate((0.4, 5.6)):
+        _box(right, x, 0.7, 4.0, 2.4, f"actor {i}: the same\nplay loop as worker {i}", "#fde7c8")
+        _arrow(right, (x + 2.6, 3.25), (2.9 if i == 0 else 3.9, 6.45), lw=1.3, color="tab:red")
+        _arrow(right, (1.4 if i == 0 else 3.4, 6.45), (x + 1.2, 3.25), lw=0.9, color="tab:blue")
+    right.text(
+        5.0,
+        4.85,
+        "up: pickled replies   down: next(reference to θ)",
+        ha="center",
+        fontsize=8,
+        bbox={"fc": "white", "ec": "none", "alpha": 0.85},
+    )
+    right.text(
+        0.3,
+        -0.45,
+        "red: replies (ray.wait takes the first ready)   blue: calls, each with the newest "
+        "θ's reference",
+        fontsize=7,
+        color="0.35",
+    )
+    fig.tight_layout()
+    return fig

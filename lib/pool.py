@@ -42,6 +42,15 @@ class WorkerFailed(NamedTuple):
     traceback: str
 
 
+class WorkerRestarted(NamedTuple):
+    """A worker died and is being restarted (the Ray backend; the local pool stops instead)."""
+
+    worker_id: int
+    node: str
+    restarts: int
+    """Restarts of all workers so far in this process's share of the run."""
+
+
 class Stopped(Exception):
     """Raised in a worker by `Sender.put` once the run stops or the learner is gone."""
 
@@ -144,6 +153,8 @@ class WorkerPool:
         """When a whole message last arrived from each worker (monotonic seconds)."""
         self.bytes_delivered = 0
         """Bytes (pickled, as they crossed the pipes) of the messages `get` has handed out."""
+        self.bytes_published = 0
+        """Bytes of weights serialised for the workers: none, they read shared memory."""
         self.tracebacks: dict[int, str] = {}
         """What each worker that caught an exception reported, by worker id."""
         self.config = config

@@ -111,6 +111,13 @@ class Summary:
     bytes_per_update: int | None = None
     """Mean bytes the workers piped to the learner per update, in this process's share of the
     run: micro-batches (data parallelism) or gradients (gradient parallelism), with scores."""
+    weights_bytes_per_update: int | None = None
+    """Mean bytes of weights the learner serialised for the workers per update: 0 for local
+    workers (they read shared memory), one pickled copy per update for Ray actors."""
+    worker_nodes: list[str] | None = None
+    """Where each worker ran, "host (node id)", with the Ray backend (None: local processes)."""
+    worker_restarts: int = 0
+    """Workers Ray restarted after their process died (the Ray backend)."""
 
     def line(self) -> str:
         mean = "n/a" if self.mean_score is None else f"{self.mean_score:.2f}"

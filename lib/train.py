@@ -1,6 +1,7 @@
 """Command line: `python -m lib.train --preset pong --device auto`.
 
-Every field of `A3CConfig` is an option (`--learning-rate`, `--adam-eps`, ...), built from the
+`--backend ray` runs the workers as Ray actors (`--address` joins a cluster). Every field of
+`A3CConfig` is an option (`--learning-rate`, `--adam-eps`, ...), built from the
 dataclass and its docstrings, so a new setting appears here by itself. Every setting is checked
 before any process starts; the run ends with a one-line summary and `summary.json` in its run
 folder.
@@ -53,6 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a run: its folder (goes on in the same folder) or a checkpoint file",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray"),
+        help="where the workers run: spawned processes on this machine (local) or Ray actors "
+        "on one machine or a cluster (ray; pip install -e '.[distributed]')",
+    )
+    p.add_argument(
+        "--address",
+        help="with --backend ray: join the Ray cluster at this address (host:port, as `ray "
+        "start --head` prints it) instead of starting a Ray instance for the run",
+    )
+    p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=3,
+        metavar="INT",
+        help="with --backend ray: how many times Ray restarts each worker whose process dies "
+        "before the run stops with an error [3]",
+    )
     group = p.add_argument_group("settings (default: the preset's value)")
     docs = field_docs()
     for f in fields(A3CConfig):
@@ -97,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         config = get_preset(args.preset, **{k: getattr(args, k) for k in config_fields()})
         check_env_id(config.env_id)
         default_device(args.device)
-    except (ConfigError, ValueError) as exc:
+        from lib.a3c import check_backend
+
+        check_backend(args.backend, args.address, args.max_restarts)
+    except (ConfigError, ValueError, ImportError) as exc:
         parser.error(str(exc))
 
     from lib.a3c import default_run_dir, train
@@ -115,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             resume=resume,
             progress=not args.no_progress,
+            backend=args.backend,
+            address=args.address,
+            max_restarts=args.max_restarts,
         )
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -95,6 +96,44 @@ def read_version(version: Any) -> int:
     return 0 if version is None else int(version.value)
 
 
+def experience_message(
+    net: nn.Module, device: str, config: A3CConfig, version: Any
+) -> Callable[[int, Batch, int, int], MicroBatch]:
+    """Data parallelism's message: the micro-batch itself, as numpy arrays."""
+
+    def experience(worker_id: int, batch: Batch, first_version: int, age: int) -> MicroBatch:
+        return MicroBatch(
+            worker_id,
+            batch.states.numpy(),
+            batch.actions.numpy(),
+            batch.ref_values.numpy(),
+            first_version,
+            age,
+        )
+
+    return experience
+
+
+def gradients_message(
+    net: nn.Module, device: str, config: A3CConfig, version: Any
+) -> Callable[[int, Batch, int, int], Gradients]:
+    """Gradient parallelism's message: the A2C loss's gradient on the micro-batch, taken at
+    the weights the worker has now."""
+
+    def gradients(worker_id: int, batch: Batch, first_version: int, age: int) -> Gradients:
+        weights_version = read_version(version)  # the weights this gradient is taken at
+        return gradient_message(
+            worker_id, net, device, config, batch, weights_version, age, first_version
+        )
+
+    return gradients
+
+
+MESSAGES = {"data": experience_message, "grad": gradients_message}
+"""What a worker sends for each micro-batch, by `A3CConfig.variant`. The local pool's processes
+and the Ray backend's actors (`lib.ray_pool`) both use it."""
+
+
 def data_func(
     worker_id: int,
     config: A3CConfig,
@@ -115,18 +154,8 @@ def data_func(
     `version`, a shared integer, is the learner's update count; each micro-batch carries it
     for the policy-lag metrics.
     """
-
-    def experience(worker_id: int, batch: Batch, first_version: int, age: int) -> MicroBatch:
-        return MicroBatch(
-            worker_id,
-            batch.states.numpy(),
-            batch.actions.numpy(),
-            batch.ref_values.numpy(),
-            first_version,
-            age,
-        )
-
-    _play(worker_id, config, net, device, conn, stop_flag, parent_pid, version, experience)
+    message = experience_message(net, device, config, version)
+    _play(worker_id, config, net, device, conn, stop_flag, parent_pid, version, message)
 
 
 def grad_func(
@@ -145,14 +174,8 @@ def grad_func(
     The backward pass, most of a Pong update's work, moves from the learner to the workers;
     what crosses the pipe is one float32 per parameter instead of the micro-batch's frames.
     """
-
-    def gradients(worker_id: int, batch: Batch, first_version: int, age: int) -> Gradients:
-        weights_version = read_version(version)  # the weights this gradient is taken at
-        return gradient_message(
-            worker_id, net, device, config, batch, weights_version, age, first_version
-        )
-
-    _play(worker_id, config, net, device, conn, stop_flag, parent_pid, version, gradients)
+    message = gradients_message(net, device, config, version)
+    _play(worker_id, config, net, device, conn, stop_flag, parent_pid, version, message)
 
 
 def gradient_message(
@@ -194,6 +217,22 @@ WORKER_TARGETS = {"data": data_func, "grad": grad_func}
 """The worker process of each `A3CConfig.variant`."""
 
 
+def prepare_worker(config: A3CConfig, worker_id: int) -> None:
+    """What a worker process sets up before it plays: one torch thread and a lower priority
+    (and, in the main thread, no Ctrl+C: the process group gets it, only the learner decides
+    how to stop)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    if not lower_priority(config.worker_nice) and worker_id == 0:
+        print(
+            f"note: os.nice is not available on {sys.platform}; the workers run at the "
+            "learner's priority (worker_nice is ignored)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _play(
     worker_id: int,
     config: A3CConfig,
@@ -205,25 +244,33 @@ def _play(
     version: Any,
     message: Callable[[int, Batch, int, int], Any],
 ) -> None:
-    """Both variants' worker loop: play, send finished episodes' scores, and send
-    `message(worker_id, batch, first_version, bootstrap_age)` for every micro-batch."""
-    # Ctrl+C reaches the whole process group; only the learner decides how to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
-    if not lower_priority(config.worker_nice) and worker_id == 0:
-        print(
-            f"note: os.nice is not available on {sys.platform}; the workers run at the "
-            "learner's priority (worker_nice is ignored)",
-            file=sys.stderr,
-            flush=True,
-        )
-    seed = worker_seed(config, worker_id)
-    torch.manual_seed(seed)
+    """A spawned worker process: set up, then `play`, sending through this worker's pipe."""
+    prepare_worker(config, worker_id)
 
     def should_stop() -> bool:
         return stop_flag.value or os.getppid() != parent_pid
 
-    sender = Sender(conn, should_stop)
+    play(worker_id, config, net, device, Sender(conn, should_stop), version, message)
+
+
+def play(
+    worker_id: int,
+    config: A3CConfig,
+    net: nn.Module,
+    device: str,
+    sender: Any,
+    version: Any,
+    message: Callable[[int, Batch, int, int], Any],
+) -> None:
+    """Both variants' and both backends' worker loop: play, send finished episodes' scores,
+    and send `message(worker_id, batch, first_version, bootstrap_age)` for every micro-batch.
+
+    `sender` has `put` (block while full; raise `Stopped` once the run stops) and `send_last`
+    (a final message). A caught exception goes to the learner as `WorkerFailed`; the process
+    then exits with code 1.
+    """
+    seed = worker_seed(config, worker_id)
+    torch.manual_seed(seed)
     try:
         envs = [make_env(config.env_id, seed=seed + i) for i in range(config.envs_per_process)]
         agent = PolicyAgent(net, device)

@@ -25,7 +25,7 @@ NUMBERED = [p for p in NOTEBOOK_PATHS if p != GLOSSARY]
 SOLUTION_TIMEOUT = 120
 
 # The notebooks with learner aids: every lesson.
-AIDED = ("01", "02", "03", "04", "05", "06", "07")
+AIDED = ("01", "02", "03", "04", "05", "06", "07", "08")
 
 DETAILS = re.compile(r"<details>(.*?)</details>", re.DOTALL)
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
