@@ -23,13 +23,12 @@ or raises.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,8 @@ WORKER_CHECK_SECONDS = 1.0
 
 
 class TrainingTerminated(KeyboardInterrupt):
-    """SIGTERM arrived; handled like Ctrl+C so everything is cleaned up."""
+    """A second Ctrl+C or SIGTERM arrived before the learner loop saw the first; handled like
+    Ctrl+C so everything is cleaned up."""
 
 
 def default_run_dir(config: A3CConfig, root: str | os.PathLike = "runs") -> Path:
@@ -63,21 +63,42 @@ def default_run_dir(config: A3CConfig, root: str | os.PathLike = "runs") -> Path
     return Path(root) / f"{config.preset}-{stamp}-s{config.seed}"
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into `TrainingTerminated` while training (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class StopRequest:
+    """Ctrl+C (SIGINT), Jupyter's stop button (SIGINT too) and SIGTERM, while training: the
+    first one only raises a flag, and the learner loop ends the run at its next turn (within
+    about a second). A second one raises `TrainingTerminated` at once, for a learner stuck in a
+    call that never returns.
 
-    def handler(signum: int, frame: Any) -> None:
-        raise TrainingTerminated(f"signal {signum}")
+    A handler that raises wherever the main thread happens to be can break a library half-way
+    through its own bookkeeping: a SIGTERM that landed inside TensorBoard's `queue.put` left its
+    writer thread failing with "task_done() called too many times", and the run then died in its
+    clean-up without `summary.json` (seen once in CI, on a Ray run). Handlers are installed in the
+    main thread only; a SIGINT that is ignored (a shell's background job) stays ignored.
+    """
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise TrainingTerminated(f"signal {signum}, the second")
+        self.signum = signum
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
 
 
 class _Every:
@@ -166,15 +187,19 @@ def learn(
     bar: _Bar,
     callback: Callable[[Progress], None] | None = None,
     callback_seconds: float = 2.0,
+    stop: StopRequest | None = None,
 ) -> str:
     """The learner loop: train on what the workers send until a stop; return the reason.
 
     `workers` is a started `WorkerPool` or `RayWorkerPool`: `get`, `check`, `bytes_delivered`.
+    `stop` ends the loop with "interrupted" once a signal has raised it.
     """
     check_workers = _Every(WORKER_CHECK_SECONDS)
     save_last = _Every(learner.config.checkpoint_minutes * 60)
     report = _Every(callback_seconds)
     while True:
+        if stop:
+            return "interrupted"
         if check_workers():
             workers.check()  # a dead worker raises WorkerError
         if learner.updates and save_last():
@@ -266,10 +291,10 @@ def train(
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(config.resolved_learner_threads())
     try:
-        with _sigterm_as_interrupt():
+        with StopRequest() as stop:
             workers.start()
             learner.workers_started(getattr(workers, "nodes", None))
-            stop_reason = learn(learner, workers, bar, callback, callback_seconds)
+            stop_reason = learn(learner, workers, bar, callback, callback_seconds, stop)
     except KeyboardInterrupt:
         stop_reason = "interrupted"
     except BaseException as exc:

@@ -683,37 +683,28 @@ def draw_backends(size: tuple[float, float] = (12.0, 4.2)) -> Figure:
     )
     left.text(0.3, -0.45, "dashed: workers read θ in place (no copy)", fontsize=7, color="0.35")
 
-    # ray: two nodes; the learner on the head, an actor on each
+    # ray: two nodes, each with its object store; the learner on the head, an actor on each
     for x, label in ((0.05, "node 1 (head)"), (5.25, "node 2")):
         right.add_patch(Rectangle((x, 0.1), 4.7, 9.5, fill=False, ls=":", ec="0.5"))
         right.text(x + 0.2, 9.2, label, fontsize=8, color="0.4")
-    _box(right, 0.4, 6.6, 4.0, 1.8, "learner: loss, Adam;\nray.wait, ray.put(θ)", "#dbe9f6")
-    _box(
-        right,
-        5.6,
-        6.6,
-        4.0,
-        1.8,
-        "object store (one per node):\nθ and the replies; Ray copies\nan object across once",
-        "#e4f2dc",
-    )
-    for i, x in enumerate((0.4, 5.6)):
-        _box(right, x, 0.7, 4.0, 2.4, f"actor {i}: the same\nplay loop as worker {i}", "#fde7c8")
-        _arrow(right, (x + 2.6, 3.25), (2.9 if i == 0 else 3.9, 6.45), lw=1.3, color="tab:red")
-        _arrow(right, (1.4 if i == 0 else 3.4, 6.45), (x + 1.2, 3.25), lw=0.9, color="tab:blue")
-    right.text(
-        5.0,
-        4.85,
-        "up: pickled replies   down: next(reference to θ)",
-        ha="center",
-        fontsize=8,
-        bbox={"fc": "white", "ec": "none", "alpha": 0.85},
-    )
+        _box(right, x + 2.45, 4.3, 2.0, 1.3, "object\nstore", "#e4f2dc")
+    _box(right, 0.35, 6.9, 4.0, 1.6, "learner: loss, Adam;\nray.wait, ray.put(θ)", "#dbe9f6")
+    for i, x in enumerate((0.35, 5.55)):
+        _box(right, x, 0.7, 4.0, 2.2, f"actor {i}: the same\nplay loop as worker {i}", "#fde7c8")
+    # θ: put into node 1's store once per update; node 2's store copies it once; actors read
+    _arrow(right, (3.4, 6.8), (3.4, 5.75), lw=1.1, color="tab:blue")
+    _arrow(right, (4.65, 5.0), (7.55, 5.0), lw=1.1, color="tab:blue")
+    _arrow(right, (2.9, 4.15), (2.9, 3.05), lw=1.1, color="tab:blue")
+    _arrow(right, (8.1, 4.15), (8.1, 3.05), lw=1.1, color="tab:blue")
+    # replies: up to the learner
+    _arrow(right, (1.2, 3.05), (1.2, 6.75), lw=1.3, color="tab:red")
+    _arrow(right, (6.2, 3.05), (2.2, 6.75), lw=1.3, color="tab:red")
+    right.text(6.1, 5.85, "θ copied\nonce per node", fontsize=7, color="tab:blue", ha="center")
     right.text(
         0.3,
         -0.45,
-        "red: replies (ray.wait takes the first ready)   blue: calls, each with the newest "
-        "θ's reference",
+        "red: replies (pickled messages; ray.wait takes the first ready)   blue: θ, put once "
+        "per update",
         fontsize=7,
         color="0.35",
     )

@@ -1,8 +1,10 @@
 """The Ray backend (`--backend ray`): the same workers as Ray actors, on one machine or many.
 
 Each `RayWorker` actor plays exactly what a local worker plays (`lib.worker.play`: envs, agent,
-n-step windows, micro-batches); only the transport differs. The learner keeps two `next` calls
-in flight per actor and takes whichever reply is ready first (`ray.wait`). Each call carries a
+n-step windows, micro-batches); only the transport differs. The learner keeps one `next` call
+in flight per actor and takes whichever reply is ready first (`ray.wait`); a reply carries every
+message the actor has queued since its last one (up to `OUTBOX`), so that a Ray call's fixed
+cost is shared by several small messages (CartPole's). Each call carries a
 reference to the newest weights, which the learner `ray.put`s once per update (not once per
 actor); an actor loads them when their version is newer than its own. Replies and weights
 travel through Ray's object store as pickled bytes, so the bytes that cross are counted.
@@ -19,6 +21,7 @@ only `train(..., backend="ray")` imports this module.
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
 import queue
@@ -35,9 +38,12 @@ from torch import nn
 from lib.config import A3CConfig
 from lib.pool import STALL_SECONDS, WorkerError, WorkerRestarted
 
-IN_FLIGHT = 2
-"""`next` calls the learner keeps waiting on each actor: while it handles one reply, the actor
-already plays towards the next (the local pool's pipe and inbox do the same)."""
+IN_FLIGHT = 1
+"""`next` calls the learner keeps waiting on each actor. The actor's play thread goes on while a
+reply travels and the learner handles it, filling its outbox for the next reply."""
+OUTBOX = 4
+"""Messages an actor may queue ahead of the learner: its play thread waits once that many are
+waiting (the local pool's pipe and inbox bound a local worker the same way)."""
 START_SECONDS = 120.0
 """How long the actors get to start (import torch, make their envs) before the run stops."""
 OBJECT_STORE_BYTES = 256 * 2**20
@@ -71,7 +77,7 @@ class Outbox:
     """The actor's side of `lib.pool.Sender`: a bounded queue the play thread fills and `next`
     empties, so an actor runs at most `maxsize` messages ahead of the learner."""
 
-    def __init__(self, maxsize: int = 2):
+    def __init__(self, maxsize: int = OUTBOX):
         self.items: queue.Queue[Any] = queue.Queue(maxsize)
 
     def put(self, item: Any) -> None:
@@ -111,8 +117,9 @@ class RayWorker:
         return {"node_id": ctx.get_node_id(), "pid": os.getpid()}
 
     def next(self, weights: list[Any], version: int) -> tuple[bytes, int]:
-        """The next message, pickled, and this actor's pid; first load `weights` (a list
-        holding the reference the learner put) if they are newer than the actor's."""
+        """The messages queued since the last call (waiting for one at least), pickled as a
+        list, and this actor's pid; first load `weights` (a list holding the reference the
+        learner put) if they are newer than the actor's."""
         if version > self.version.value:
             import ray
 
@@ -124,7 +131,13 @@ class RayWorker:
         if self.thread is None:
             self.thread = threading.Thread(target=self._play, name="play", daemon=True)
             self.thread.start()
-        return pickle.dumps(self.outbox.items.get(), protocol=pickle.HIGHEST_PROTOCOL), os.getpid()
+        messages = [self.outbox.items.get()]
+        while len(messages) < OUTBOX:
+            try:
+                messages.append(self.outbox.items.get_nowait())
+            except queue.Empty:
+                break
+        return pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL), os.getpid()
 
     def _play(self) -> None:
         from lib.worker import play
@@ -179,8 +192,8 @@ class RayWorkerPool:
         """In-flight `next` calls: reference -> worker id."""
         self.retry: dict[int, float] = {}
         """Workers Ray is restarting -> when to ask them again (monotonic seconds)."""
-        self.held: Any = None
-        """A message that came with a restart, handed out by the next `get`."""
+        self.ready: collections.deque[Any] = collections.deque()
+        """Messages of a reply that `get` has not handed out yet."""
         self.last_heard: list[float] = []
         self._weights: tuple[int, Any] | None = None
         self._own_instance = False
@@ -277,9 +290,8 @@ class RayWorkerPool:
         Ray restarted has replied for the first time, or None if nothing came in `timeout` s."""
         import ray
 
-        if self.held is not None:
-            item, self.held = self.held, None
-            return item
+        if self.ready:
+            return self.ready.popleft()
         now = time.monotonic()
         for worker_id, when in list(self.retry.items()):
             if when <= now:
@@ -316,15 +328,14 @@ class RayWorkerPool:
         self._ask(worker_id)
         self.last_heard[worker_id] = time.monotonic()
         self.bytes_delivered += len(data)
-        item = pickle.loads(data)
+        self.ready.extend(pickle.loads(data))
         if pid != self.pids[worker_id]:  # the first reply of a restarted actor
             self.pids[worker_id] = pid
             place = ray.get(self.actors[worker_id].where.remote())
             self.nodes[worker_id] = self._node_name(place["node_id"])
             self.restarts[worker_id] += 1
-            self.held = item  # handed out by the next `get`
             return WorkerRestarted(worker_id, self.nodes[worker_id], sum(self.restarts))
-        return item
+        return self.ready.popleft()
 
     def check(self) -> None:
         """Raise `WorkerError` if an actor has sent nothing for `STALL_SECONDS` (a dead one

@@ -482,3 +482,22 @@ def test_script_without_main_guard_gets_told_how_to_fix_it(tmp_path):
     )
     assert out.returncode == 1
     assert "if __name__ == '__main__':" in out.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_first_signal_lets_the_learner_finish_what_it_is_doing(signum, tmp_path, sigint_enabled):
+    """A signal only raises a flag: the code it lands in runs on (here, the callback's next
+    line), and the loop ends the run at its next turn. A handler that raised there once broke
+    TensorBoard's writer half-way through a `queue.put`, and the run died without its summary."""
+    after_the_signal = []
+
+    def callback(progress):
+        if progress.updates and not after_the_signal:
+            os.kill(os.getpid(), signum)  # the handler runs before os.kill returns
+            after_the_signal.append(progress.updates)
+
+    summary = train(cartpole(), run_dir=tmp_path, progress=False, callback=callback)
+    assert after_the_signal, "the callback was cut short by the signal"
+    assert summary.stop_reason == "interrupted"
+    assert Summary.load(tmp_path / "summary.json").stop_reason == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after the run
