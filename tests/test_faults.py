@@ -167,7 +167,8 @@ def test_checkpoint_is_saved_periodically_while_training(tmp_path):
     assert summary.stop_reason == "interrupted"
     during = [saved for now, saved in seen[:-1]]  # the last callback comes after the exit save
     assert len(set(during)) >= 2, seen  # several different saves before the run ended
-    assert all(0 < saved < summary.frames for saved in during)
+    # a save can land in the very turn the run stops in (the loop saves, then calls back)
+    assert all(0 < saved <= summary.frames for saved in during)
 
 
 def test_nan_loss_stops_training_and_keeps_a_good_checkpoint(tmp_path):
