@@ -191,7 +191,8 @@ def learn(
 ) -> str:
     """The learner loop: train on what the workers send until a stop; return the reason.
 
-    `workers` is a started `WorkerPool` or `RayWorkerPool`: `get`, `check`, `bytes_delivered`.
+    `workers` is a started `WorkerPool` or `RayWorkerPool`: `get`, `check`, `bytes_delivered`,
+    `bytes_published`.
     `stop` ends the loop with "interrupted" once a signal has raised it.
     """
     check_workers = _Every(WORKER_CHECK_SECONDS)
@@ -293,7 +294,7 @@ def train(
     try:
         with StopRequest() as stop:
             workers.start()
-            learner.workers_started(getattr(workers, "nodes", None))
+            learner.workers_started(workers.nodes)
             stop_reason = learn(learner, workers, bar, callback, callback_seconds, stop)
     except KeyboardInterrupt:
         stop_reason = "interrupted"

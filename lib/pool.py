@@ -155,6 +155,8 @@ class WorkerPool:
         """Bytes (pickled, as they crossed the pipes) of the messages `get` has handed out."""
         self.bytes_published = 0
         """Bytes of weights serialised for the workers: none, they read shared memory."""
+        self.nodes: list[str] | None = None
+        """Where each worker runs: here, on this machine (the Ray pool names its nodes)."""
         self.tracebacks: dict[int, str] = {}
         """What each worker that caught an exception reported, by worker id."""
         self.config = config

@@ -187,7 +187,6 @@ class RayWorkerPool:
         """Bytes of the pickled replies `get` has handed out (what crossed from the actors)."""
         self.bytes_published = 0
         """Bytes of the weights the learner put into the object store, all publishes."""
-        self.publishes = 0
         self.pending: dict[Any, int] = {}
         """In-flight `next` calls: reference -> worker id."""
         self.retry: dict[int, float] = {}
@@ -196,8 +195,10 @@ class RayWorkerPool:
         """Messages of a reply that `get` has not handed out yet."""
         self.last_heard: list[float] = []
         self._weights: tuple[int, Any] | None = None
-        self._own_instance = False
+        self._hosts: dict[str, str] = {}
+        """Node id -> its address, as Ray listed the nodes at the start."""
         self._connected = False
+        """True when this pool called `ray.init` (and so calls `ray.shutdown`)."""
 
     # --- start ----------------------------------------------------------------------------
 
@@ -221,7 +222,6 @@ class RayWorkerPool:
                     object_store_memory=OBJECT_STORE_BYTES,
                     **options,
                 )
-                self._own_instance = True
             self._connected = True
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, sigterm)  # ray.init installs its own
@@ -253,8 +253,7 @@ class RayWorkerPool:
                 f"the {self.config.processes} worker actors did not start within "
                 f"{START_SECONDS:.0f} s; `ray status` shows what the cluster can place"
             ) from None
-        hosts = {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in ray.nodes()}
-        self._hosts = hosts
+        self._hosts = {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in ray.nodes()}
         self.nodes = [self._node_name(p["node_id"]) for p in places]
         self.pids = [p["pid"] for p in places]
         self.restarts = [0] * len(self.actors)
@@ -275,7 +274,6 @@ class RayWorkerPool:
             data = weights_bytes(self.net)
             self._weights = (version, ray.put(data))
             self.bytes_published += len(data)
-            self.publishes += 1
         return self._weights
 
     def _ask(self, worker_id: int) -> None:
