@@ -1,6 +1,5 @@
 # Two commands do everything on a fresh machine: `make train` and `make test`.
 PYTHON ?= python3
-MATPLOTLIB := $(shell sed -n "s/^matplotlib==//p" requirements.lock)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -53,17 +52,18 @@ test-min: $(STAMP_MIN)
 		--ignore=tests/test_ray.py
 
 ## Wheels for a GPU machine without internet that has Python 3.12 and torch (README: "On a GPU
-## machine without internet"): the three packages it lacks, at the lock's versions, into .whl/.
+## machine without internet"): the three packages it lacks, at the lock's versions, into .whl/,
+## and what executing the notebooks there needs (benchmarks/gpu_notebook_wheels.txt) into
+## .whl/notebooks/. About 19 MB in all: with the working tree, within one 64 MiB device carry.
+CP312 := --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+	--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
 gpu-wheels:
-	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+	rm -rf .whl
+	$(PYTHON) -m pip download $(CP312) -d .whl \
 		gymnasium==1.2.2 ale-py==0.12.1 farama-notifications==0.0.6
-	# for benchmarks/gpu_notebooks.sh: what executing the notebooks needs, with its dependencies
-	$(PYTHON) -m pip download --only-binary=:all: --python-version 3.12 \
-		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl/notebooks \
-		nbclient==0.10.2 ipykernel==6.31.0 nbformat==5.10.4 matplotlib==$(MATPLOTLIB)
+	$(PYTHON) -m pip download $(CP312) -d .whl/notebooks -r benchmarks/gpu_notebook_wheels.txt
+	du -sh .whl
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

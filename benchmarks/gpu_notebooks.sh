@@ -2,10 +2,12 @@
 # Each notebook's run time on a GPU machine without internet (issue 12), in one call:
 #   bash benchmarks/gpu_notebooks.sh            # notebooks 01-04, 06 and 07
 # Notebook 05 is left out by default: with CUDA it trains Pong to the bound, for much longer
-# than one call. Where gymnasium/ale-py or nbclient/ipykernel/matplotlib are missing, installs
-# the wheels of `make gpu-wheels` ($WHEELS, default .whl/, and .whl/notebooks/) into a private
-# folder; nothing else is installed or changed. The notebooks run in place, and the seconds go
-# to benchmarks/results/notebook_times_cuda.json (copy it out with the executed notebooks).
+# than one call; 08 needs Ray, whose wheel alone is larger than a device carry. Where
+# gymnasium/ale-py or nbclient/ipykernel are missing, installs the wheels of `make gpu-wheels`
+# ($WHEELS, default .whl/, and .whl/notebooks/) into a private folder, without dependencies:
+# the machine's own numpy, matplotlib and torch are used. Nothing else is installed or changed.
+# The notebooks run in place, and the seconds go to benchmarks/results/notebook_times_cuda.json
+# (copy it out with the executed notebooks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-.whl}
@@ -15,9 +17,9 @@ if ! python3 -c "import gymnasium, ale_py" 2>/dev/null; then
         --target "$SITE" "$WHEELS"/*.whl
 fi
 export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
-if ! python3 -c "import nbclient, ipykernel, matplotlib" 2>/dev/null; then
-    python3 -m pip install -q --no-index --find-links "$WHEELS/notebooks" --no-compile \
-        --no-cache-dir --upgrade --target "$SITE" nbclient ipykernel nbformat matplotlib
+if ! python3 -c "import nbclient, ipykernel" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target "$SITE" "$WHEELS"/notebooks/*.whl
 fi
 export PYTHONPATH=.:$PYTHONPATH
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
