@@ -6,8 +6,10 @@
 # gymnasium/ale-py or nbclient/ipykernel are missing, installs the wheels of `make gpu-wheels`
 # ($WHEELS, default .whl/, and .whl/notebooks/) into a private folder, without dependencies:
 # the machine's own numpy, matplotlib and torch are used. Nothing else is installed or changed.
-# The notebooks run in place, and the seconds go to benchmarks/results/notebook_times_cuda.json
-# (copy it out with the executed notebooks).
+# The notebooks run in place, and the seconds go to benchmarks/results/notebook_times_cuda.json,
+# copied to $OUT where the device tool sets it. Bring back only that file, not the executed
+# notebooks (their prose quotes the CPU outputs), then run `python -m benchmarks.notebook_times
+# --boxes` to put the seconds in each notebook's "Run time" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-.whl}
@@ -26,4 +28,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
 if [ $# -eq 0 ]; then
     set -- notebooks/0[1-4]_*.ipynb notebooks/06_*.ipynb notebooks/07_*.ipynb
 fi
-exec python3 -m benchmarks.notebook_times "$@"
+python3 -m benchmarks.notebook_times "$@"
+if [ -n "${OUT:-}" ]; then
+    cp benchmarks/results/notebook_times_cuda.json "$OUT"/
+fi

@@ -2,17 +2,20 @@
 
     python -m benchmarks.notebook_times                          # every numbered notebook
     python -m benchmarks.notebook_times notebooks/05_a3c_data_parallel.ipynb
+    python -m benchmarks.notebook_times --boxes     # only rewrite the "Run time" lines
 
 Each notebook runs in a fresh kernel with its folder as the working directory, as in
 JupyterLab, and its outputs are written back (these are the committed outputs). The seconds
 of each, with the machine, go to `benchmarks/results/notebook_times[_cuda].json`, merged with
-what the file already holds, and each notebook's "Run time" line quotes them.
+what the file already holds, and each notebook's "Run time" line quotes them: `--boxes`
+rewrites those lines from both files (after a GPU machine sent back its `_cuda` file).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -41,13 +44,68 @@ def run_notebook(path: Path, timeout: int = 3600) -> float:
     return seconds
 
 
+RUN_TIME = re.compile(
+    r"> \*\*Run time:\*\* .*? s from top to bottom on the .*?; on a GPU machine: "
+    r"(?:not measured yet|[\d.,]+ s \([^)]*\))\."
+)
+"""The measured part of a "Run time" line; what follows it on the line is the notebook's own."""
+
+
+def run_time_line(stem: str, cpu: dict, gpu: dict) -> str:
+    """The measured part of `stem`'s "Run time" line, from `notebook_times[_cuda].json`."""
+    m = cpu["machines"][stem]
+    line = (
+        f"> **Run time:** {cpu['seconds'][stem]:,} s from top to bottom on the "
+        f"{m['cores']}-core CPU of this project's CI machine, without a GPU (full mode, "
+        "measured with `python -m benchmarks.notebook_times`); on a GPU machine: "
+    )
+    if stem not in gpu.get("seconds", {}):
+        return line + "not measured yet."
+    g = gpu["machines"][stem]
+    return (
+        line + f"{gpu['seconds'][stem]:,} s ({g['gpu']}, {g['cores']} cores, "
+        "`bash benchmarks/gpu_notebooks.sh`)."
+    )
+
+
+def write_boxes(paths: list[Path], results: Path = RESULTS) -> list[Path]:
+    """Rewrite each notebook's "Run time" line from the committed timings; return those changed."""
+    import nbformat
+
+    cpu = json.loads((results / "notebook_times.json").read_text())
+    gpu_path = results / "notebook_times_cuda.json"
+    gpu = json.loads(gpu_path.read_text()) if gpu_path.exists() else {}
+    changed = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        box = nb.cells[1]
+        if not RUN_TIME.search(box.source):
+            raise ValueError(f'{path.name}: its second cell has no "Run time" line to rewrite')
+        line = run_time_line(path.stem, cpu, gpu)
+        source = RUN_TIME.sub(lambda _, line=line: line, box.source, count=1)
+        if source != box.source:
+            box.source = source
+            nbformat.write(nb, path)
+            changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("paths", nargs="*", type=Path, help="notebooks (default: all numbered ones)")
+    p.add_argument(
+        "--boxes",
+        action="store_true",
+        help='run nothing: rewrite the "Run time" lines from the committed timings',
+    )
     args = p.parse_args(argv)
     paths = args.paths or sorted(
         q for q in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb") if not q.name.startswith("00")
     )
+    if args.boxes:
+        changed = write_boxes(paths)
+        print(f"rewrote the Run time line of {len(changed)} notebook(s)")
+        return {"changed": [str(c) for c in changed]}
     m = machine()
     name = "notebook_times" + ("_cuda" if m["gpu"] else "")
     old = RESULTS / f"{name}.json"

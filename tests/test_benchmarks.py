@@ -200,3 +200,52 @@ def test_notebook_times_runs_a_notebook_in_place_and_times_it(tmp_path):
     (out,) = nbformat.read(path, as_version=4).cells[0].outputs
     assert out.text.strip() == str(tmp_path)
     assert 0.5 <= seconds < 120
+
+
+def test_run_time_boxes_quote_each_notebook_s_own_timings():
+    """Each "Run time" line gives its own notebook's seconds from `notebook_times.json`, and
+    "not measured yet" for the GPU exactly where `notebook_times_cuda.json` has no entry."""
+    import nbformat
+
+    from benchmarks.common import RESULTS
+    from benchmarks.notebook_times import NOTEBOOKS, RUN_TIME, run_time_line
+
+    cpu = json.loads((RESULTS / "notebook_times.json").read_text())
+    gpu_path = RESULTS / "notebook_times_cuda.json"
+    gpu = json.loads(gpu_path.read_text()) if gpu_path.exists() else {}
+    paths = sorted(NOTEBOOKS.glob("0[1-9]_*.ipynb"))
+    assert [p.stem for p in paths] == sorted(cpu["seconds"])
+    for path in paths:
+        box = nbformat.read(path, as_version=4).cells[1].source
+        (line,) = RUN_TIME.findall(box)
+        assert line == run_time_line(path.stem, cpu, gpu), path.name
+
+
+def test_run_time_boxes_take_the_gpu_seconds_when_a_gpu_machine_sent_them(tmp_path):
+    """`--boxes` after a GPU run: the GPU part is filled in, the notebook's own words after it
+    stay, and the new line is one that `--boxes` can rewrite again."""
+    import shutil
+
+    import nbformat
+
+    from benchmarks.common import RESULTS
+    from benchmarks.notebook_times import NOTEBOOKS, write_boxes
+
+    (path,) = NOTEBOOKS.glob("08_*.ipynb")
+    copy = shutil.copy(path, tmp_path / path.name)
+    cpu = json.loads((RESULTS / "notebook_times.json").read_text())
+    cpu["seconds"][path.stem] = 1234.5
+    cpu["machines"][path.stem]["cores"] = 2
+    (tmp_path / "notebook_times.json").write_text(json.dumps(cpu))
+    gpu = {"seconds": {path.stem: 12.0}, "machines": {path.stem: {"gpu": "H100", "cores": 16}}}
+    (tmp_path / "notebook_times_cuda.json").write_text(json.dumps(gpu))
+
+    assert write_boxes([copy], results=tmp_path) == [copy]
+    box = nbformat.read(copy, as_version=4).cells[1].source
+    assert (
+        "> **Run time:** 1,234.5 s from top to bottom on the 2-core CPU of this project's CI "
+        "machine, without a GPU (full mode, measured with `python -m benchmarks.notebook_times`)"
+        "; on a GPU machine: 12.0 s (H100, 16 cores, `bash benchmarks/gpu_notebooks.sh`). "
+        "Quick mode (`A3C_QUICK=1`) trains 40,000 frames instead of solving."
+    ) in box
+    assert write_boxes([copy], results=tmp_path) == []
