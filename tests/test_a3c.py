@@ -186,26 +186,36 @@ def test_max_seconds_bounds_the_wall_clock(tmp_path):
     assert 4 <= summary.wall_seconds and time.monotonic() - t0 < 4 + 60
 
 
-def test_workers_run_one_openmp_thread_at_lower_priority(tmp_path):
+def test_workers_run_one_openmp_thread_at_lower_priority():
+    """Read once each worker has sent a micro-batch, so has set itself up (`prepare_worker`):
+    a worker still importing torch runs at the learner's priority (a CI run once read one)."""
     import psutil
     from procs import workers_of
 
-    config = get_preset("cartpole", processes=2, envs_per_process=1, max_frames=10**9)
-    seen, stopped = {}, []
+    from lib.envs import obs_shape_and_actions
+    from lib.model import make_net
+    from lib.pool import WorkerPool
+    from lib.worker import MicroBatch
+
+    config = get_preset("cartpole", processes=2, envs_per_process=1)
     omp_before = os.environ.get("OMP_NUM_THREADS")
-
-    def look(progress):
-        for w in workers_of():
-            try:
-                seen[w.pid] = (w.nice() - psutil.Process().nice(), w.environ()["OMP_NUM_THREADS"])
-            except psutil.Error:
-                pass
-        if progress.updates and len(seen) == 2 and not stopped:  # both seen, both sending
-            stopped.append(True)
-            raise KeyboardInterrupt  # ends the run the way Ctrl+C does
-
-    summary = train(config, run_dir=tmp_path, progress=False, callback=look, callback_seconds=1)
-    assert summary.stop_reason == "interrupted"
+    net = make_net(config, *obs_shape_and_actions(config.env_id)).share_memory()
+    pool = WorkerPool(config, net, "cpu")
+    pool.start()
+    try:
+        sent, deadline = set(), time.monotonic() + 120
+        while sent != {0, 1} and time.monotonic() < deadline:
+            pool.check()
+            item = pool.get(timeout=1.0)
+            if isinstance(item, MicroBatch):
+                sent.add(item.worker_id)
+        assert sent == {0, 1}, f"only workers {sorted(sent)} sent a micro-batch in 120 s"
+        seen = {
+            w.pid: (w.nice() - psutil.Process().nice(), w.environ()["OMP_NUM_THREADS"])
+            for w in workers_of()
+        }
+    finally:
+        pool.stop()
     assert len(seen) == 2
     # niceness stops at 19: under `nice -n 19` the workers cannot go lower than the learner
     expected = min(19, psutil.Process().nice() + config.worker_nice) - psutil.Process().nice()
