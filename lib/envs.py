@@ -37,7 +37,8 @@ FRAME_SIZE = 84
 
 
 class FireResetEnv(gym.Wrapper):
-    """Press FIRE after every reset, for games (Pong, Breakout) that wait for it to start."""
+    """Press FIRE (then RIGHT) after every reset. Breakout launches its ball only on FIRE; Pong
+    serves by itself, and there the wrapper only adds two steps, as the classic DQN wrappers do."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)

@@ -52,6 +52,7 @@ WORKED_BY_HAND = {
     "05_a3c_data_parallel": {
         "1.79": "ln 6 nats, the entropy of a uniform choice among Pong's 6 actions",
         "20,000": "the exercises' own max_frames in quick mode, set in their code",
+        "1.3": "notebooks/assets/pong_a3c.pt's size in MiB (1,360,261 bytes), a committed file",
     },
     "07_two_designs": {
         "20,000": "quick mode's max_frames, set in the live section's code",
@@ -165,3 +166,44 @@ def test_every_figure_in_the_prose_is_printed_or_committed(path, shown):
         f"{missing}. Quote what a cell prints (or a file in benchmarks/results), or list a "
         "figure worked by hand in WORKED_BY_HAND with where it comes from."
     )
+
+
+PRINTED_SOURCE = re.compile(r"^print\(inspect\.getsource\(([\w.]+)\)\)$", re.M)
+
+
+def _imports_of(nb: dict) -> dict:
+    """The names a notebook's import statements bind, imported here."""
+    import ast
+
+    namespace: dict = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        try:
+            tree = ast.parse("".join(cell["source"]))
+        except SyntaxError:  # a cell with an IPython magic
+            continue
+        imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+        exec(compile(ast.Module(imports, type_ignores=[]), "<imports>", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_source_a_notebook_prints_is_the_code_in_lib(path):
+    """A cell that prints a `lib` function's source shows the code as it is now: a change to
+    `lib` must be followed by re-executing the notebooks that print it."""
+    import inspect
+
+    nb = json.loads(path.read_text())
+    namespace = _imports_of(nb)
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        printed = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
+        for name in PRINTED_SOURCE.findall("".join(cell["source"])):
+            source = inspect.getsource(eval(name, namespace))
+            assert source in printed, (
+                f"{path.name} prints the source of {name}, but its committed output is not the "
+                "code in lib now: re-execute the notebook (python -m benchmarks.notebook_times "
+                f"{path.relative_to(ROOT)})"
+            )
