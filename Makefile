@@ -79,5 +79,6 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## The environments and caches `make` made. Training runs (runs/) are yours: delete them by hand.
 clean:
-	rm -rf $(VENV) $(VENV_MIN) runs checkpoints .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VENV_MIN) .pytest_cache .ruff_cache *.egg-info

@@ -31,12 +31,13 @@ import torch
 from benchmarks.common import machine, machine_line, save, table, train_in_tmp
 from lib import get_preset
 from lib.a3c import train
-from lib.config import override
+from lib.config import gpu_layout, override
 
 
 def layout(cores: int, processes: int | None, envs: int | None) -> tuple[int, int]:
-    """Workers and envs each: one worker per core, two cores left for the learner's process."""
-    return processes or max(1, cores - 2), envs or 8
+    """Workers and envs each: `lib.config.gpu_layout` unless given."""
+    default = gpu_layout(cores)
+    return processes or default["processes"], envs or default["envs_per_process"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Which of the course's packages are missing, and the one line that installs them.
+"""Which of the course's packages are missing (or too old), and the one line that installs them.
 
 Imported by `lib/__init__.py` before anything else; it checks on import, with the standard
 library only, so that a notebook opened in a fresh environment (a hosted notebook service, a
@@ -9,6 +9,7 @@ never replaced.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import re
 import tomllib
@@ -29,6 +30,12 @@ IMPORT_NAMES = {
 }
 """What `lib` imports, by package name (jupyterlab and pygame are for people, not for lib)."""
 
+VERSION_CHECKED = ("gymnasium", "ale-py")
+"""Packages whose installed version must be in range too: older ones import, then break `lib`
+(gymnasium 0.29's API, ale-py without its ROMs). torch is not checked: older CUDA builds run
+the course (torch 2.11 on the GPU machine the project borrowed), though the range does not
+claim them."""
+
 
 def requirements() -> dict[str, str]:
     """Package name -> requirement (`"gymnasium>=1.0.0,<2"`) from pyproject.toml, where this
@@ -42,9 +49,45 @@ def requirements() -> dict[str, str]:
 
 
 def missing_packages() -> list[str]:
-    """Requirements of the packages `lib` imports that cannot be found in this environment."""
+    """Requirements of the packages `lib` imports that cannot be found in this environment, or
+    (`VERSION_CHECKED`) are there at a version out of range."""
+    return [req for req, _ in _problems()]
+
+
+def _problems() -> list[tuple[str, str | None]]:
+    """(requirement, the version installed, or None where the package is missing)."""
     reqs = requirements()
-    return [reqs[name] for name, module in IMPORT_NAMES.items() if not _importable(module)]
+    found: list[tuple[str, str | None]] = []
+    for name, module in IMPORT_NAMES.items():
+        if not _importable(module):
+            found.append((reqs[name], None))
+        elif name in VERSION_CHECKED:
+            try:
+                version = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            if not in_range(version, reqs[name]):
+                found.append((reqs[name], version))
+    return found
+
+
+def _release(version: str) -> tuple[int, ...]:
+    match = re.match(r"\d+(?:\.\d+)*", version)
+    return tuple(int(x) for x in match.group().split(".")) if match else ()
+
+
+def in_range(version: str, requirement: str) -> bool:
+    """Whether `version` ("0.29.1", "2.13.0+cpu") meets the >=, <=, <, > and == clauses of
+    `requirement` ("gymnasium>=1.0.0,<2"), by release numbers (the standard library has no
+    version parser)."""
+    have = _release(version)
+    for op, bound in re.findall(r"(>=|<=|==|<|>)\s*([\w.]+)", requirement):
+        want = _release(bound)
+        width = max(len(have), len(want))
+        a, b = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
+        if not {">=": a >= b, "<=": a <= b, "==": a == b, "<": a < b, ">": a > b}[op]:
+            return False
+    return True
 
 
 def _importable(module: str) -> bool:
@@ -61,14 +104,18 @@ def install_line(missing: list[str]) -> str:
 
 def check_dependencies() -> None:
     """Raise `ImportError` naming the missing packages and the line that installs them."""
-    missing = missing_packages()
-    if missing:
-        line = install_line(missing)
+    problems = _problems()
+    if problems:
+        named = [
+            req if version is None else f"{req} ({version} is installed)"
+            for req, version in problems
+        ]
+        line = install_line([req for req, _ in problems])
         raise ImportError(
-            f"the course's lib needs {len(missing)} package(s) this environment lacks: "
-            f"{', '.join(missing)}.\nInstall them (in a notebook cell; in a terminal drop the "
-            f"%) with:\n\n    {line}\n\nthen restart the kernel. Packages already installed, "
-            "torch included, are left as they are."
+            f"the course's lib needs {len(problems)} package(s) this environment lacks or has "
+            f"at a version it cannot use: {', '.join(named)}.\nInstall them (in a notebook cell; "
+            f"in a terminal drop the %) with:\n\n    {line}\n\nthen restart the kernel. "
+            "Packages already installed, torch included, are left as they are."
         )
 
 

@@ -91,3 +91,13 @@ def test_a_config_shows_in_a_notebook_as_a_table_with_the_changes_from_the_seed_
     assert cells["env_id"] == "<b>&#x27;CartPole-v1&#x27;</b>"  # escaped, not raw quotes
     docs = {name: doc for name, _, doc in rows}
     assert docs["gamma"] == "Discount factor"
+
+
+def test_gpu_layout_is_the_one_that_solved_pong_on_16_cores():
+    from lib.config import gpu_layout
+
+    assert gpu_layout(16) == {"processes": 14, "envs_per_process": 8}  # README's H100 run
+    assert gpu_layout(2) == {"processes": 1, "envs_per_process": 8}  # a hosted GPU runtime
+    # what notebook 5 trains with CUDA: a valid config, capped at 30 minutes
+    config = get_preset("pong-fast", **gpu_layout(16), max_seconds=30 * 60)
+    assert (config.total_envs, config.worker_device, config.max_seconds) == (112, "cpu", 1800)

@@ -6,6 +6,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 # pytest depends on `packaging`, so it is there wherever the tests run.
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -168,3 +170,30 @@ def test_gpu_wheels_are_the_locked_versions():
     for name in ("nbclient", "ipykernel", "nbformat"):
         assert wanted[name] == locked[name], name
     assert not {"numpy", "matplotlib", "pillow", "torch"} & set(wanted)
+
+
+def test_version_ranges_are_read_by_release_numbers():
+    from lib.deps import in_range
+
+    assert in_range("1.2.2", "gymnasium>=1.0.0,<2")
+    assert not in_range("0.29.1", "gymnasium>=1.0.0,<2")  # the API before 1.0
+    assert not in_range("2.0", "gymnasium>=1.0.0,<2")
+    assert in_range("2.13.0+cpu", "torch>=2.13")  # a local build label is not a version part
+    assert in_range("0.9.0", "ale-py>=0.9.0") and not in_range("0.8.1", "ale-py>=0.9.0")
+
+
+@pytest.mark.slow
+def test_an_old_gymnasium_is_named_with_its_version_and_the_install_line(tmp_path):
+    """gymnasium 0.29 imports, then breaks `lib`: the check names it before anything else runs."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(tmp_path)]
+        + ["gymnasium==0.29.1"],
+        check=True,
+        timeout=300,
+    )
+    code = f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(tmp_path)!r}]; import lib"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "needs 1 package(s)" in out.stderr, out.stderr
+    assert "gymnasium>=1.0.0,<2 (0.29.1 is installed)" in out.stderr
+    assert '%pip install "gymnasium>=1.0.0,<2"' in out.stderr
