@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Each notebook's run time on a GPU machine without internet (issue 12), in one call:
 #   bash benchmarks/gpu_notebooks.sh            # notebooks 01-04, 06 and 07
-# Notebook 05 is left out by default: with CUDA it trains Pong to the bound, for much longer
-# than one call; 08 needs Ray, whose wheel alone is larger than a device carry. Where
+# Notebook 05 is left out by default: with CUDA it trains pong-fast for up to 30 minutes,
+# longer than one call; 08 needs Ray, whose wheel alone is larger than a device carry. Where
 # gymnasium/ale-py or nbclient/ipykernel are missing, installs the wheels of `make gpu-wheels`
 # ($WHEELS, default .whl/, and .whl/notebooks/) into a private folder, without dependencies:
 # the machine's own numpy, matplotlib and torch are used. Nothing else is installed or changed.
