@@ -48,14 +48,9 @@ def requirements() -> dict[str, str]:
     return {name: by_name.get(name, name) for name in IMPORT_NAMES}
 
 
-def missing_packages() -> list[str]:
-    """Requirements of the packages `lib` imports that cannot be found in this environment, or
-    (`VERSION_CHECKED`) are there at a version out of range."""
-    return [req for req, _ in _problems()]
-
-
-def _problems() -> list[tuple[str, str | None]]:
-    """(requirement, the version installed, or None where the package is missing)."""
+def missing_packages() -> list[tuple[str, str | None]]:
+    """The packages `lib` imports that this environment lacks, or (`VERSION_CHECKED`) has at a
+    version out of range: (requirement, the version installed, or None where it is missing)."""
     reqs = requirements()
     found: list[tuple[str, str | None]] = []
     for name, module in IMPORT_NAMES.items():
@@ -104,7 +99,7 @@ def install_line(missing: list[str]) -> str:
 
 def check_dependencies() -> None:
     """Raise `ImportError` naming the missing packages and the line that installs them."""
-    problems = _problems()
+    problems = missing_packages()
     if problems:
         named = [
             req if version is None else f"{req} ({version} is installed)"
