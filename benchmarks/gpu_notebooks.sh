@@ -29,6 +29,6 @@ if [ $# -eq 0 ]; then
     set -- notebooks/0[1-4]_*.ipynb notebooks/06_*.ipynb notebooks/07_*.ipynb
 fi
 python3 -m benchmarks.notebook_times "$@"
-if [ -n "${OUT:-}" ]; then
-    cp benchmarks/results/notebook_times_cuda.json "$OUT"/
+if [ -n "${OUT:-}" ]; then  # the _cuda file on a GPU machine (the plain one in a CPU rehearsal)
+    cp benchmarks/results/notebook_times*.json "$OUT"/
 fi
