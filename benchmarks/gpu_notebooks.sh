@@ -14,14 +14,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-.whl}
 SITE=/tmp/a3c-site
-if ! python3 -c "import gymnasium, ale_py" 2>/dev/null; then
+install() {  # install() WHEEL_FILES...: into $SITE, or say how to get them
+    if ! ls "$@" >/dev/null 2>&1; then
+        echo "no wheels at $WHEELS: run \`make gpu-wheels\` where there is internet, and bring .whl/" >&2
+        exit 2
+    fi
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target "$SITE" "$WHEELS"/*.whl
-fi
+        --target "$SITE" "$@"
+}
 export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
+if ! python3 -c "import gymnasium, ale_py" 2>/dev/null; then
+    install "$WHEELS"/*.whl
+fi
 if ! python3 -c "import nbclient, ipykernel" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target "$SITE" "$WHEELS"/notebooks/*.whl
+    install "$WHEELS"/notebooks/*.whl
 fi
 export PYTHONPATH=.:$PYTHONPATH
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
