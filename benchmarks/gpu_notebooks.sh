@@ -12,25 +12,10 @@
 # --boxes` to put the seconds in each notebook's "Run time" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WHEELS=${WHEELS:-.whl}
-SITE=/tmp/a3c-site
-install() {  # install() WHEEL_FILES...: into $SITE, or say how to get them
-    if ! ls "$@" >/dev/null 2>&1; then
-        echo "no wheels at $WHEELS: run \`make gpu-wheels\` where there is internet, and bring .whl/" >&2
-        exit 2
-    fi
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target "$SITE" "$@"
-}
-export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
-if ! python3 -c "import gymnasium, ale_py" 2>/dev/null; then
-    install "$WHEELS"/*.whl
-fi
+source benchmarks/gpu_site.sh
 if ! python3 -c "import nbclient, ipykernel" 2>/dev/null; then
-    install "$WHEELS"/notebooks/*.whl
+    install_wheels "$WHEELS"/notebooks/*.whl
 fi
-export PYTHONPATH=.:$PYTHONPATH
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
 if [ $# -eq 0 ]; then
     set -- notebooks/0[1-4]_*.ipynb notebooks/06_*.ipynb notebooks/07_*.ipynb
 fi

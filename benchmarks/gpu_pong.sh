@@ -5,12 +5,5 @@
 # installed or changed. Options go to `python -m benchmarks.gpu_pong` (see its --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WHEELS=${WHEELS:-.whl}
-if ! python3 -c "import gymnasium, ale_py" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/a3c-site "$WHEELS"/*.whl
-    export PYTHONPATH=/tmp/a3c-site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || true
+source benchmarks/gpu_site.sh
 exec python3 -m benchmarks.gpu_pong "$@"
