@@ -68,13 +68,19 @@ def run_time_line(stem: str, cpu: dict, gpu: dict) -> str:
     )
 
 
+def timings(results: Path = RESULTS) -> tuple[dict, dict]:
+    """The committed timings: the CPU's, and the GPU's ({} until a GPU machine has sent them)."""
+    cpu = json.loads((results / "notebook_times.json").read_text())
+    gpu_path = results / "notebook_times_cuda.json"
+    gpu = json.loads(gpu_path.read_text()) if gpu_path.exists() else {}
+    return cpu, gpu
+
+
 def write_boxes(paths: list[Path], results: Path = RESULTS) -> list[Path]:
     """Rewrite each notebook's "Run time" line from the committed timings; return those changed."""
     import nbformat
 
-    cpu = json.loads((results / "notebook_times.json").read_text())
-    gpu_path = results / "notebook_times_cuda.json"
-    gpu = json.loads(gpu_path.read_text()) if gpu_path.exists() else {}
+    cpu, gpu = timings(results)
     changed = []
     for path in paths:
         nb = nbformat.read(path, as_version=4)

@@ -207,12 +207,9 @@ def test_run_time_boxes_quote_each_notebook_s_own_timings():
     "not measured yet" for the GPU exactly where `notebook_times_cuda.json` has no entry."""
     import nbformat
 
-    from benchmarks.common import RESULTS
-    from benchmarks.notebook_times import NOTEBOOKS, RUN_TIME, run_time_line
+    from benchmarks.notebook_times import NOTEBOOKS, RUN_TIME, run_time_line, timings
 
-    cpu = json.loads((RESULTS / "notebook_times.json").read_text())
-    gpu_path = RESULTS / "notebook_times_cuda.json"
-    gpu = json.loads(gpu_path.read_text()) if gpu_path.exists() else {}
+    cpu, gpu = timings()
     paths = sorted(NOTEBOOKS.glob("0[1-9]_*.ipynb"))
     assert [p.stem for p in paths] == sorted(cpu["seconds"])
     for path in paths:
