@@ -80,3 +80,18 @@ def restore_sigint() -> None:
     job (whose children inherit SIGINT ignored): the default action, which the child's Python
     turns into KeyboardInterrupt as usual."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_for_micro_batches(pool, worker_ids: set[int], timeout: float = 120) -> set[int]:
+    """Read a started pool until each of `worker_ids` has sent a micro-batch (so has set itself
+    up and played), or `timeout` s pass; return the ids that did. A dead worker raises."""
+    from lib.worker import MicroBatch
+
+    sent: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while sent != worker_ids and time.monotonic() < deadline:
+        pool.check()
+        item = pool.get(timeout=1.0)
+        if isinstance(item, MicroBatch):
+            sent.add(item.worker_id)
+    return sent

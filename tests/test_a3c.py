@@ -190,12 +190,11 @@ def test_workers_run_one_openmp_thread_at_lower_priority():
     """Read once each worker has sent a micro-batch, so has set itself up (`prepare_worker`):
     a worker still importing torch runs at the learner's priority (a CI run once read one)."""
     import psutil
-    from procs import workers_of
+    from procs import wait_for_micro_batches, workers_of
 
     from lib.envs import obs_shape_and_actions
     from lib.model import make_net
     from lib.pool import WorkerPool
-    from lib.worker import MicroBatch
 
     config = get_preset("cartpole", processes=2, envs_per_process=1)
     omp_before = os.environ.get("OMP_NUM_THREADS")
@@ -203,12 +202,7 @@ def test_workers_run_one_openmp_thread_at_lower_priority():
     pool = WorkerPool(config, net, "cpu")
     pool.start()
     try:
-        sent, deadline = set(), time.monotonic() + 120
-        while sent != {0, 1} and time.monotonic() < deadline:
-            pool.check()
-            item = pool.get(timeout=1.0)
-            if isinstance(item, MicroBatch):
-                sent.add(item.worker_id)
+        sent = wait_for_micro_batches(pool, {0, 1})
         assert sent == {0, 1}, f"only workers {sorted(sent)} sent a micro-batch in 120 s"
         seen = {
             w.pid: (w.nice() - psutil.Process().nice(), w.environ()["OMP_NUM_THREADS"])
@@ -227,24 +221,19 @@ def test_workers_run_one_openmp_thread_at_lower_priority():
 def test_worker_without_os_nice_runs_at_normal_priority_and_says_so(capfd):
     """Windows has no `os.nice`: a worker must skip it with a note, not die before playing."""
     import psutil
-    from procs import data_func_without_nice
+    from procs import data_func_without_nice, wait_for_micro_batches
 
     from lib.envs import obs_shape_and_actions
     from lib.model import make_net
     from lib.pool import WorkerPool
-    from lib.worker import MicroBatch
 
     config = get_preset("cartpole", processes=1, envs_per_process=2)
     net = make_net(config, *obs_shape_and_actions(config.env_id)).share_memory()
     pool = WorkerPool(config, net, "cpu", target=data_func_without_nice)
     pool.start()
     try:
-        deadline = time.monotonic() + 120
-        item = None
-        while not isinstance(item, MicroBatch) and time.monotonic() < deadline:
-            pool.check()  # a worker that died on os.nice would raise here
-            item = pool.get(timeout=1.0)
-        assert isinstance(item, MicroBatch), "the worker never sent a micro-batch"
+        # a worker that died on os.nice would raise here (pool.check)
+        assert wait_for_micro_batches(pool, {0}) == {0}, "the worker never sent a micro-batch"
         (worker,) = workers_of()
         assert worker.nice() == psutil.Process().nice()  # not lowered
     finally:
