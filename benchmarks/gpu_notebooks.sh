@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Each notebook's run time on a GPU machine without internet (issue 12), in one call:
 #   bash benchmarks/gpu_notebooks.sh            # notebooks 01-04, 06 and 07
+#   A3C_QUICK=1 bash benchmarks/gpu_notebooks.sh notebooks/05_*.ipynb   # 05, quick mode
 # Notebook 05 is left out by default: with CUDA it trains pong-fast for up to 30 minutes,
-# longer than one call; 08 needs Ray, whose wheel alone is larger than a device carry. Where
+# longer than one call, so it runs there in quick mode only (timed apart, under "quick"); 08
+# needs Ray, whose wheel alone is larger than a device carry. Where
 # gymnasium/ale-py or nbclient/ipykernel are missing, installs the wheels of `make gpu-wheels`
 # ($WHEELS, default .whl/, and .whl/notebooks/) into a private folder, without dependencies:
 # the machine's own numpy, matplotlib and torch are used. Nothing else is installed or changed.

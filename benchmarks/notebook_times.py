@@ -8,7 +8,9 @@ Each notebook runs in a fresh kernel with its folder as the working directory, a
 JupyterLab, and its outputs are written back (these are the committed outputs). The seconds
 of each, with the machine, go to `benchmarks/results/notebook_times[_cuda].json`, merged with
 what the file already holds, and each notebook's "Run time" line quotes them: `--boxes`
-rewrites those lines from both files (after a GPU machine sent back its `_cuda` file).
+rewrites those lines from both files (after a GPU machine sent back its `_cuda` file). A run in
+quick mode (`A3C_QUICK=1`) is kept apart, under "quick": a GPU machine can run a notebook whose
+full run outlasts one call that way, to show it runs through, but it is not the notebook's time.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import RESULTS, machine, machine_line, save
+from lib.config import quick_mode
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -44,9 +47,10 @@ def run_notebook(path: Path, timeout: int = 3600) -> float:
     return seconds
 
 
+QUICK_WORDS = "not timed in full mode; in quick mode (`A3C_QUICK=1`) "
 RUN_TIME = re.compile(
     r"> \*\*Run time:\*\* .*? s from top to bottom on the .*?; on a GPU machine: "
-    r"(?:not measured yet|[\d.,]+ s \([^)]*\))\."
+    r"(?:not measured yet|(?:" + re.escape(QUICK_WORDS) + r")?[\d.,]+ s \([^)]*\))\."
 )
 """The measured part of a "Run time" line; what follows it on the line is the notebook's own."""
 
@@ -59,13 +63,23 @@ def run_time_line(stem: str, cpu: dict, gpu: dict) -> str:
         f"{m['cores']}-core CPU of this project's CI machine, without a GPU (full mode, "
         "measured with `python -m benchmarks.notebook_times`); on a GPU machine: "
     )
-    if stem not in gpu.get("seconds", {}):
-        return line + "not measured yet."
-    g = gpu["machines"][stem]
-    return (
-        line + f"{gpu['seconds'][stem]:,} s ({g['gpu']}, {g['cores']} cores, "
-        "`bash benchmarks/gpu_notebooks.sh`)."
-    )
+    for part, words in ((gpu, ""), (gpu.get("quick", {}), QUICK_WORDS)):
+        if stem in part.get("seconds", {}):
+            g = part["machines"][stem]
+            return (
+                line + f"{words}{part['seconds'][stem]:,} s ({g['gpu']}, {g['cores']} cores, "
+                "`bash benchmarks/gpu_notebooks.sh`)."
+            )
+    return line + "not measured yet."
+
+
+def record(result: dict, stem: str, seconds: float, m: dict, quick: bool) -> None:
+    """Put one notebook's seconds and machine in `result`: under "quick" for a quick-mode run,
+    so that it never stands in for the full run's time."""
+    part = result.setdefault("quick", {"seconds": {}, "machines": {}}) if quick else result
+    part["seconds"][stem] = round(seconds, 1)
+    part["machines"][stem] = m
+    part["seconds"] = dict(sorted(part["seconds"].items()))
 
 
 def timings(results: Path = RESULTS) -> tuple[dict, dict]:
@@ -116,12 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
     name = "notebook_times" + ("_cuda" if m["gpu"] else "")
     old = RESULTS / f"{name}.json"
     result = json.loads(old.read_text()) if old.exists() else {"seconds": {}, "machines": {}}
+    quick = quick_mode()
     for path in paths:
         seconds = run_notebook(path.resolve())
-        result["seconds"][path.stem] = round(seconds, 1)
-        result["machines"][path.stem] = m
-        print(f"{path.name}: {seconds:.1f} s", flush=True)
-    result["seconds"] = dict(sorted(result["seconds"].items()))
+        record(result, path.stem, seconds, m, quick)
+        print(f"{path.name}: {seconds:.1f} s" + (" (quick mode)" if quick else ""), flush=True)
     written = save(name, result)
     print(f"{machine_line(m)}; wrote {written}")
     return result

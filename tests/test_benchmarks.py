@@ -246,3 +246,29 @@ def test_run_time_boxes_take_the_gpu_seconds_when_a_gpu_machine_sent_them(tmp_pa
         "Quick mode (`A3C_QUICK=1`) trains 40,000 frames instead of solving."
     ) in box
     assert write_boxes([copy], results=tmp_path) == []
+
+
+def test_a_quick_mode_timing_is_kept_apart_and_named_as_such():
+    """A quick-mode run (a GPU machine showing that a notebook longer than one call runs
+    through) goes under "quick", never over the full run's seconds, and its "Run time" line
+    says so; a full-mode timing, once there, is the one quoted."""
+    from benchmarks.notebook_times import RUN_TIME, record, run_time_line
+
+    h200 = {"gpu": "H200", "cores": 16}
+    gpu = {"seconds": {}, "machines": {}}
+    record(gpu, "05_x", 40.34, h200, quick=True)
+    assert gpu["seconds"] == {} and gpu["quick"]["seconds"] == {"05_x": 40.3}
+    cpu = {"seconds": {"05_x": 62.3}, "machines": {"05_x": {"cores": 2}}}
+    line = run_time_line("05_x", cpu, gpu)
+    assert line.endswith(
+        "on a GPU machine: not timed in full mode; in quick mode (`A3C_QUICK=1`) 40.3 s "
+        "(H200, 16 cores, `bash benchmarks/gpu_notebooks.sh`)."
+    )
+    assert RUN_TIME.fullmatch(line)
+    record(gpu, "05_x", 700.0, h200, quick=False)
+    assert run_time_line("05_x", cpu, gpu).endswith(
+        "on a GPU machine: 700.0 s (H200, 16 cores, `bash benchmarks/gpu_notebooks.sh`)."
+    )
+    assert run_time_line(
+        "06_y", {"seconds": {"06_y": 1.0}, "machines": {"06_y": {"cores": 2}}}, gpu
+    ).endswith("not measured yet.")
