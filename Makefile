@@ -8,7 +8,7 @@ STAMP_MIN := $(VENV_MIN)/.installed
 PRESET ?= pong-fast
 TRAIN_ARGS ?=
 
-.PHONY: install train test test-busy test-fast test-min lab bench lint format clean gpu-wheels
+.PHONY: install train test test-busy test-fast test-min lab bench lint format clean gpu-wheels gpu-ray
 
 # The exact pins of requirements.lock; pyproject.toml only states the ranges they must satisfy.
 $(STAMP): pyproject.toml requirements.lock
@@ -64,6 +64,11 @@ gpu-wheels:
 		gymnasium==1.2.2 ale-py==0.12.1 farama-notifications==0.0.6
 	$(PYTHON) -m pip download $(CP312) -d .whl/notebooks -r benchmarks/gpu_notebook_wheels.txt
 	du -sh .whl
+
+## Ray for notebook 08 on such a machine, packed to fit a carry beside the wheels (about 29 MB):
+## .whl/ray/ray-trim.tar.xz (benchmarks/gpu_ray.sh says what it leaves out). Run after gpu-wheels.
+gpu-ray:
+	PYTHON=$(PYTHON) bash benchmarks/gpu_ray.sh
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
