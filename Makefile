@@ -68,7 +68,11 @@ gpu-wheels:
 ## Ray for notebook 08 on such a machine, packed to fit a carry beside the wheels (about 29 MB):
 ## .whl/ray/ray-trim.tar.xz (benchmarks/gpu_ray.sh says what it leaves out). Run after gpu-wheels.
 gpu-ray:
-	PYTHON=$(PYTHON) bash benchmarks/gpu_ray.sh
+	rm -rf .whl/ray-wheel
+	$(PYTHON) -m pip download $(CP312) -d .whl/ray-wheel \
+		ray==$(shell sed -n 's/^ray==//p' requirements.lock)
+	PYTHON=$(PYTHON) bash benchmarks/gpu_ray.sh .whl/ray-wheel/ray-*.whl
+	rm -rf .whl/ray-wheel
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -6,10 +6,10 @@
 # longer than one call, so it runs there in quick mode only (timed apart, under "quick"). 08
 # needs Ray, whose wheel alone is larger than a device carry: `make gpu-ray` packs the part the
 # course uses into .whl/ray/ray-trim.tar.xz, unpacked here into /tmp/a3c-ray; without it 08 is
-# left out. Where
-# gymnasium/ale-py or nbclient/ipykernel are missing, installs the wheels of `make gpu-wheels`
-# ($WHEELS, default .whl/, and .whl/notebooks/) into a private folder, without dependencies:
-# the machine's own numpy, matplotlib and torch are used. Nothing else is installed or changed.
+# left out. Where gymnasium/ale-py or nbclient/ipykernel are missing, installs the wheels of
+# `make gpu-wheels` ($WHEELS, default .whl/, and .whl/notebooks/) into a private folder, without
+# dependencies: the machine's own numpy, matplotlib and torch are used. Nothing else is
+# installed or changed.
 # The notebooks run in place, and the seconds go to benchmarks/results/notebook_times_cuda.json,
 # copied to $OUT where the device tool sets it. Bring back only that file, not the executed
 # notebooks (their prose quotes the CPU outputs), then run `python -m benchmarks.notebook_times

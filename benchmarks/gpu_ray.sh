@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
 # Ray for notebook 08 on a GPU machine without internet, packed to fit one device carry:
-#   bash benchmarks/gpu_ray.sh          # or `make gpu-ray`; writes .whl/ray/ray-trim.tar.xz
+#   make gpu-ray                        # downloads the lock's Ray wheel, then runs this on it
+#   bash benchmarks/gpu_ray.sh RAY_WHEEL   # writes .whl/ray/ray-trim.tar.xz
 # Ray's cp312 wheel is 79 MB, more than a 64 MiB carry. Unpacked, it leaves out the parts the
 # course never imports (the Java jars, RLlib, Serve, Data, Tune, Train); the rest, packed with
 # xz, is about 30 MB. gpu_notebooks.sh unpacks it into /tmp/a3c-ray. Ray's own dependencies
 # that such a machine may lack come with `make gpu-wheels` (jsonschema and its three).
 set -euo pipefail
+wheel=$(realpath "$1")
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-version=$(sed -n 's/^ray==//p' requirements.lock)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
-    --implementation cp --platform manylinux2014_x86_64 -d "$tmp" "ray==$version"
-"$PYTHON" - "$tmp"/ray-*.whl "$tmp/ray" <<'PY'  # unzip, keeping the modes (raylet runs)
+"$PYTHON" - "$wheel" "$tmp/ray" <<'PY'  # unzip, keeping the modes (raylet runs)
 import os, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as zf:
     for info in zf.infolist():
