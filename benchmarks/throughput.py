@@ -120,7 +120,9 @@ def learner_ceiling(
 
         def update() -> None:
             on_device = Batch(*(t.to(device) for t in batch))
-            a2c_update(net, opt, on_device, config.entropy_beta, config.clip_grad)
+            a2c_update(
+                net, opt, on_device, config.entropy_beta, config.clip_grad, config.value_loss_coef
+            )
 
         update()  # warm-up
         samples, t0 = 0, time.monotonic()

@@ -77,13 +77,17 @@ def a2c_loss(
     actions: torch.Tensor,
     ref_values: torch.Tensor,
     entropy_beta: float,
+    value_coef: float = 1.0,
 ) -> A2CLoss:
-    """The seed's actor-critic loss.
+    """The reference code's actor-critic loss, with a weight on the value term.
 
     value   = mean (ref - V(s))^2
     policy  = -mean A * log pi(a|s),  A = ref - V(s), with V detached (no critic gradient here)
     entropy = beta * mean sum_a pi log pi   (minus beta times the entropy: it rewards exploring)
-    total   = policy + value + entropy
+    total   = policy + value_coef * value + entropy
+
+    `value_coef` is 1.0 in the reference code; 0.5 (OpenAI Baselines' A2C) halves the critic's
+    pull on the trunk the two heads share.
     """
     values = values.squeeze(-1)
     loss_value = F.mse_loss(values, ref_values)
@@ -94,7 +98,7 @@ def a2c_loss(
     probs = log_probs.exp()
     neg_entropy = (probs * log_probs).sum(dim=1).mean()
     loss_entropy = entropy_beta * neg_entropy
-    total = loss_policy + loss_value + loss_entropy
+    total = loss_policy + value_coef * loss_value + loss_entropy
     return A2CLoss(
         loss_policy,
         loss_value,
@@ -119,10 +123,10 @@ def _check_finite(name: str, value: torch.Tensor) -> None:
         )
 
 
-def _backward(net: nn.Module, batch: Batch, entropy_beta: float) -> A2CLoss:
+def _backward(net: nn.Module, batch: Batch, entropy_beta: float, value_coef: float) -> A2CLoss:
     """Forward pass, the A2C loss, and its gradient into the parameters' `.grad`."""
     logits, values = net(batch.states)
-    loss = a2c_loss(logits, values, batch.actions, batch.ref_values, entropy_beta)
+    loss = a2c_loss(logits, values, batch.actions, batch.ref_values, entropy_beta, value_coef)
     _check_finite("loss", loss.total.detach())
     loss.total.backward()
     return loss
@@ -143,6 +147,7 @@ def a2c_update(
     batch: Batch,
     entropy_beta: float,
     clip_grad: float,
+    value_coef: float = 1.0,
 ) -> tuple[A2CLoss, torch.Tensor]:
     """One learner step: loss, backward, clip the gradient norm, optimizer step.
 
@@ -151,12 +156,12 @@ def a2c_update(
     Returns the loss parts and the gradient norm before clipping.
     """
     optimizer.zero_grad()
-    loss = _backward(net, batch, entropy_beta)
+    loss = _backward(net, batch, entropy_beta, value_coef)
     return loss, _clip_and_step(net, optimizer, clip_grad)
 
 
 def a2c_gradients(
-    net: nn.Module, batch: Batch, entropy_beta: float
+    net: nn.Module, batch: Batch, entropy_beta: float, value_coef: float = 1.0
 ) -> tuple[list[torch.Tensor], A2CLoss]:
     """The gradient of the A2C loss on `batch`, one tensor per parameter, without a step.
 
@@ -164,7 +169,7 @@ def a2c_gradients(
     is left empty, so a network shared with the learner carries no gradient of this process.
     """
     net.zero_grad(set_to_none=True)
-    loss = _backward(net, batch, entropy_beta)
+    loss = _backward(net, batch, entropy_beta, value_coef)
     grads = [
         p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
         for p in net.parameters()

@@ -43,6 +43,8 @@ class A3CConfig:
     """Adam epsilon (the seed uses a large 1e-3 for stability)."""
     entropy_beta: float = 0.01
     """Weight of the entropy bonus."""
+    value_loss_coef: float = 1.0
+    """Weight of the value term in the loss (the reference code's 1.0; A2C often uses 0.5)."""
     batch_size: int = 128
     """Samples per learner update (gathered from several micro-batches)."""
     reward_steps: int = 4
@@ -244,6 +246,7 @@ def validate(config: A3CConfig) -> A3CConfig:
     _check(c.learning_rate > 0, "learning_rate", c.learning_rate, "must be > 0")
     _check(c.adam_eps > 0, "adam_eps", c.adam_eps, "must be > 0")
     _check(c.entropy_beta >= 0, "entropy_beta", c.entropy_beta, "must be >= 0")
+    _check(c.value_loss_coef > 0, "value_loss_coef", c.value_loss_coef, "must be > 0")
     _check(c.reward_steps >= 1, "reward_steps", c.reward_steps, "must be >= 1")
     _check(c.clip_grad > 0, "clip_grad", c.clip_grad, "must be > 0")
     _check(c.processes >= 1, "processes", c.processes, "must be >= 1 (one worker at least)")

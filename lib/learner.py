@@ -302,7 +302,9 @@ class Learner:
     def update(self, batch: Batch) -> None:
         """One A2C step on the shared network, then hand the new weights to the workers."""
         c = self.config
-        loss, grad_norm = a2c_update(self.net, self.optimizer, batch, c.entropy_beta, c.clip_grad)
+        loss, grad_norm = a2c_update(
+            self.net, self.optimizer, batch, c.entropy_beta, c.clip_grad, c.value_loss_coef
+        )
         self._after_update()
         self._log(loss, grad_norm, batch)
 

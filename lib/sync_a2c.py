@@ -87,6 +87,7 @@ def _train(config: A3CConfig, max_frames: int, dev: torch.device) -> A2CResult:
             type(data)(*(t.to(dev) for t in data)),
             config.entropy_beta,
             config.clip_grad,
+            config.value_loss_coef,
         )
         result.updates += 1
         if first_update is None:

@@ -190,7 +190,7 @@ def gradient_message(
 ) -> Gradients:
     """The A2C loss's gradient on `batch` at `net`'s weights, as `grad_func` sends it."""
     on_device = Batch(*(t.to(device) for t in batch))
-    grads, loss = a2c_gradients(net, on_device, config.entropy_beta)
+    grads, loss = a2c_gradients(net, on_device, config.entropy_beta, config.value_loss_coef)
     stats = {
         "losses/policy": loss.policy.item(),
         "losses/value": loss.value.item(),

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# The figures that one notebook draws each live beside the notebooks (`notebooks/figures.py`).
+sys.path.insert(1, str(Path(__file__).parent.parent / "notebooks"))
 
 
 @pytest.fixture

@@ -64,6 +64,10 @@ def test_a2c_loss_terms_by_hand():
     assert loss.total.item() == pytest.approx(policy + value + 0.01 * neg_entropy)
     assert loss.advantage.tolist() == pytest.approx([1.0, -1.0])
 
+    half = a2c_loss(logits, values, actions, refs, entropy_beta=0.01, value_coef=0.5)
+    assert half.value.item() == pytest.approx(value)  # the term itself is unweighted
+    assert half.total.item() == pytest.approx(policy + 0.5 * value + 0.01 * neg_entropy)
+
 
 def test_policy_loss_does_not_train_the_critic():
     logits = torch.zeros(3, 4, requires_grad=True)

@@ -12,25 +12,27 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from toy_envs import CountEnv, zero_agent
 
-from lib import ExperienceSourceFirstLast, get_preset, make_env
-from lib.a3c import Progress
-from lib.plots import (
+from figures import (
     LivePlot,
     learning_table,
-    load_benchmark,
-    plot_learning_curves,
     plot_median_bars,
     plot_nstep_windows,
     plot_scalars,
     plot_scaling,
     plot_scores,
     plot_throughput,
+)
+from lib import ExperienceSourceFirstLast, get_preset, make_env
+from lib.a3c import Progress
+from lib.plots import (
+    load_benchmark,
+    plot_learning_curves,
     read_scalars,
-    running_mean,
     show_frame_stack,
     show_images,
 )
 from lib.sync_a2c import train_a2c
+from lib.tracking import running_mean
 
 
 @pytest.fixture(autouse=True)
