@@ -94,24 +94,17 @@ class A3CConfig:
     def _repr_html_(self) -> str:
         """A table in notebooks (JupyterLab, GitHub, HTML export) instead of one long line:
         each field, its value, and the first sentence of its docstring; bold where the value
-        differs from the seed's Pong settings."""
-        docs = field_docs()
-        seed = A3CConfig()
-        rows = []
-        for f in fields(self):
-            value = html.escape(repr(getattr(self, f.name)))
-            if getattr(self, f.name) != getattr(seed, f.name):
-                value = f"<b>{value}</b>"
-            doc = html.escape(docs.get(f.name, "").split(". ")[0].rstrip("."))
-            rows.append(f"<tr><td><code>{f.name}</code></td><td>{value}</td><td>{doc}</td></tr>")
-        head = "<tr><th>field</th><th>value</th><th>what it is</th></tr>"
-        caption = (
-            f"A3CConfig: preset {html.escape(self.preset)!s}; bold = differs from the seed's Pong"
-        )
-        return (
-            f'<table><caption style="text-align:left">{caption}</caption>'
-            f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
-        )
+        differs from the reference code's Pong settings."""
+        caption = f"A3CConfig, preset {self.preset}; bold = differs from the reference code's Pong"
+        return _fields_table(self, [f.name for f in fields(self)], PONG, caption)
+
+    def changed(self, base: A3CConfig | None = None) -> FieldTable:
+        """Only the fields that differ from `base` (default: the preset this config started
+        from), for a notebook that shows what it changes and nothing else."""
+        base = PRESETS.get(self.preset, PONG) if base is None else base
+        names = [f.name for f in fields(self) if getattr(self, f.name) != getattr(base, f.name)]
+        caption = f"A3CConfig: the fields that differ from preset {base.preset}"
+        return FieldTable(names, _fields_table(self, names, base, caption))
 
     @property
     def total_envs(self) -> int:
@@ -126,6 +119,33 @@ class A3CConfig:
         if self.learner_threads:
             return self.learner_threads
         return max(1, (os.cpu_count() or 1) - self.processes)
+
+
+@dataclass(frozen=True)
+class FieldTable:
+    """Some fields of a config, shown by a notebook as a table."""
+
+    names: list[str]
+    html: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def _fields_table(config: A3CConfig, names: list[str], base: A3CConfig, caption: str) -> str:
+    docs = field_docs()
+    rows = []
+    for name in names:
+        value = html.escape(repr(getattr(config, name)))
+        if getattr(config, name) != getattr(base, name):
+            value = f"<b>{value}</b>"
+        doc = html.escape(docs.get(name, "").split(". ")[0].rstrip("."))
+        rows.append(f"<tr><td><code>{name}</code></td><td>{value}</td><td>{doc}</td></tr>")
+    head = "<tr><th>field</th><th>value</th><th>what it is</th></tr>"
+    return (
+        f'<table><caption style="text-align:left">{html.escape(caption)}</caption>'
+        f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 PONG = A3CConfig()

@@ -101,3 +101,13 @@ def test_gpu_layout_is_the_one_that_solved_pong_on_16_cores():
     # what notebook 5 trains with CUDA: a valid config, capped at 30 minutes
     config = get_preset("pong-fast", **gpu_layout(16), max_seconds=30 * 60)
     assert (config.total_envs, config.worker_device, config.max_seconds) == (112, "cpu", 1800)
+
+
+def test_changed_shows_only_the_fields_that_differ_from_the_preset():
+    config = get_preset("cartpole", reuse_values=False, learning_rate=0.004)
+    table = config.changed()
+    assert table.names == ["learning_rate", "reuse_values"]  # in the dataclass's order
+    rows = re.findall(r"<tr><td><code>(\w+)</code></td><td>(.*?)</td>", table._repr_html_())
+    assert rows == [("learning_rate", "<b>0.004</b>"), ("reuse_values", "<b>False</b>")]
+    assert get_preset("pong-fast").changed().names == []
+    assert get_preset("pong-fast").changed(get_preset("pong")).names[:2] == ["preset", "net"]
