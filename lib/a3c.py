@@ -1,48 +1,44 @@
 """A3C: spawned workers play, one learner trains; `train(config)` is the whole run.
 
-Used alike by `python -m lib.train` and the notebooks. Two ways to split the work
-(`config.variant`):
+Used alike by `python -m lib.train` and the notebooks. A frame travels
 
-    data (the seed's): workers: envs -> PolicyAgent -> ExperienceSourceFirstLast -> unpack_batch
-        -> micro-batches (numpy, states uint8) and episode scores, a pipe per worker
-        learner (`lib.learner.Learner`): gather micro-batches into a batch -> a2c_loss -> clip
-        -> Adam
-    grad: workers as above, then the A2C loss's gradient on each micro-batch (`a2c_gradients`)
-        -> gradients and episode scores
-        learner: the mean of `batch_size / micro_batch_size` gradients -> clip -> Adam
+    env -> worker (`lib.worker`: PolicyAgent, n-step windows, a message per micro-batch)
+        -> the pool (`lib.pool`: a pipe per process, or `lib.ray_pool`: Ray actors)
+        -> `learn`, the loop below -> the update step (`lib.update`: batch, loss or averaged
+           gradients, clip, Adam, publish the weights) -> the run record (`lib.record`)
 
-Either way the learner keeps TensorBoard, RewardTracker, checkpoints and summary.json, and
-`learn` is the loop between the two. The workers read the network the learner updates: its
-parameters live in shared memory (`share_memory()` on CPU, CUDA's own inter-process sharing on
-a GPU), or, with `worker_device="cpu"` and a GPU learner, in a CPU copy refreshed after every
-update. Whatever ends the run
-(the score bound, `max_frames`, Ctrl+C, SIGTERM, an exception, a dead worker), `train` stops
-and reaps every worker, saves the last checkpoint and writes `summary.json` before it returns
-or raises.
+and only weights travel back: the workers read the learner's network in shared memory (or a
+CPU copy of it that every update refreshes). Whatever ends the run (the score bound,
+`max_frames`, Ctrl+C, SIGTERM, an exception, a dead worker), `train` saves the last
+checkpoint, writes `summary.json` and reaps every worker before it returns or raises
+(`lib.stopping` says how signals are handled meanwhile).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from lib.agent import default_device
+from lib.checkpoint import check_compatible, load_checkpoint
 from lib.config import A3CConfig, validate
-from lib.learner import Learner, Progress
-from lib.pool import WorkerError, WorkerFailed, WorkerPool, WorkerRestarted
+from lib.envs import obs_shape_and_actions
+from lib.messages import EpisodeScores, Gradients, MicroBatch, WorkerFailed
+from lib.model import make_net
+from lib.pool import Pool, WorkerError, WorkerPool
+from lib.record import Progress, RunRecord
+from lib.stopping import Cleanup, StopRequest, TrainingTerminated
 from lib.tracking import RewardTracker, Summary
-from lib.worker import EpisodeScores, Gradients
+from lib.update import UpdateStep, WorkerWeights
+from lib.worker import run_worker
 
-__all__ = ["Progress", "TrainingTerminated", "WorkerError", "WorkerPool", "learn", "train"]
+__all__ = ["Progress", "TrainingTerminated", "WorkerError", "learn", "train"]
 
 BACKENDS = ("local", "ray")
 """Where the workers run: spawned processes with a pipe each (`lib.pool.WorkerPool`), or Ray
@@ -51,54 +47,13 @@ actors on one machine or a cluster (`lib.ray_pool.RayWorkerPool`, `pip install -
 
 WORKER_CHECK_SECONDS = 1.0
 """How often the learner checks that every worker is still alive."""
-
-
-class TrainingTerminated(KeyboardInterrupt):
-    """A second Ctrl+C or SIGTERM arrived before the learner loop saw the first; handled like
-    Ctrl+C so everything is cleaned up."""
+LOG_LINE_SECONDS = 60.0
+"""How often the progress goes to a log file (a run in the background) as a line of its own."""
 
 
 def default_run_dir(config: A3CConfig, root: str | os.PathLike = "runs") -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path(root) / f"{config.preset}-{stamp}-s{config.seed}"
-
-
-class StopRequest:
-    """Ctrl+C (SIGINT), Jupyter's stop button (SIGINT too) and SIGTERM, while training: the
-    first one only raises a flag, and the learner loop ends the run at its next turn (within
-    about a second). A second one raises `TrainingTerminated` at once, for a learner stuck in a
-    call that never returns.
-
-    A handler that raises wherever the main thread happens to be can break a library half-way
-    through its own bookkeeping: a SIGTERM that landed inside TensorBoard's `queue.put` left its
-    writer thread failing with "task_done() called too many times", and the run then died in its
-    clean-up without `summary.json` (seen once in CI, on a Ray run). Handlers are installed in the
-    main thread only; a SIGINT that is ignored (a shell's background job) stays ignored.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __bool__(self) -> bool:
-        return self.signum is not None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:
-            raise TrainingTerminated(f"signal {signum}, the second")
-        self.signum = signum
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(signum) is not signal.SIG_IGN:
-                    self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-        self._previous.clear()
 
 
 class _Every:
@@ -116,10 +71,6 @@ class _Every:
         return True
 
 
-LOG_LINE_SECONDS = 60.0
-"""How often the progress goes to a log file (a run in the background) as a line of its own."""
-
-
 class _Bar:
     """The tqdm line: frames and frames/s, with episodes, mean and best score beside them.
 
@@ -127,9 +78,8 @@ class _Bar:
     `LOG_LINE_SECONDS` instead of redrawing one line, so `tail -f` shows the run's progress.
     """
 
-    def __init__(self, learner: Learner, enabled: bool):
+    def __init__(self, config: A3CConfig, record: RunRecord, enabled: bool):
         self.bar = None
-        self.restarts = 0
         if enabled:
             from tqdm.auto import tqdm
 
@@ -139,15 +89,15 @@ class _Bar:
                 "bar_format": "{desc}: {n_fmt} frames [{elapsed}, {rate_fmt}{postfix}]\n",
             }
             self.bar = tqdm(
-                total=learner.config.max_frames or None,
-                initial=learner.frames,
+                total=config.max_frames or None,
+                initial=record.frames,
                 unit="frame",
                 unit_scale=True,
-                desc=f"A3C {learner.config.preset}",
+                desc=f"A3C {config.preset}",
                 dynamic_ncols=True,
                 **(log_style if to_log else {}),
             )
-            self.scores(learner.tracker)
+            self.scores(record.tracker)
 
     def frames(self, n: int) -> None:
         if self.bar is not None:
@@ -157,85 +107,71 @@ class _Bar:
         if self.bar is not None:
             mean = "n/a" if not tracker.scores else f"{tracker.mean:.1f}"
             best = "n/a" if tracker.best_mean is None else f"{tracker.best_mean:.1f}"
-            extra = {"restarts": self.restarts} if self.restarts else {}
-            self.bar.set_postfix(
-                episodes=tracker.episodes, mean=mean, best=best, **extra, refresh=False
-            )
-
-    def restarted(self, item: WorkerRestarted, tracker: RewardTracker) -> None:
-        """A line of its own for a worker Ray restarted (on its first reply from the new
-        process), and the count on the progress line."""
-        self.restarts = item.restarts
-        line = (
-            f"worker {item.worker_id} died and Ray restarted it, on node {item.node} "
-            f"(restarts so far: {item.restarts})"
-        )
-        if self.bar is not None:
-            self.bar.write(line, file=sys.stderr)
-            self.scores(tracker)
-        else:
-            print(line, file=sys.stderr, flush=True)
+            self.bar.set_postfix(episodes=tracker.episodes, mean=mean, best=best, refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def learn(
-    learner: Learner,
-    workers: Any,
-    bar: _Bar,
+def chores(
+    record: RunRecord,
+    workers: Pool,
     callback: Callable[[Progress], None] | None = None,
     callback_seconds: float = 2.0,
-    stop: StopRequest | None = None,
-) -> str:
-    """The learner loop: train on what the workers send until a stop; return the reason.
+) -> Callable[[], None]:
+    """What the learner loop does besides training, each at its own pace: check that every
+    worker is alive (a dead one raises `WorkerError`), save `last.pt`, call `callback`."""
+    check, save, report = (
+        _Every(s)
+        for s in (WORKER_CHECK_SECONDS, record.config.checkpoint_minutes * 60, callback_seconds)
+    )
 
-    `workers` is a started `WorkerPool` or `RayWorkerPool`: `get`, `check`, `bytes_delivered`,
-    `bytes_published`.
-    `stop` ends the loop with "interrupted" once a signal has raised it.
-    """
-    check_workers = _Every(WORKER_CHECK_SECONDS)
-    save_last = _Every(learner.config.checkpoint_minutes * 60)
-    report = _Every(callback_seconds)
-    while True:
-        if stop:
-            return "interrupted"
-        if check_workers():
-            workers.check()  # a dead worker raises WorkerError
-        if learner.updates and save_last():
-            learner.save_last()
+    def run() -> None:
+        if check():
+            workers.check()
+        if record.updates and save():
+            record.save_last()
         if callback is not None and report():
-            callback(learner.progress())
+            callback(record.progress())
 
+    return run
+
+
+def learn(
+    step: UpdateStep,
+    record: RunRecord,
+    workers: Pool,
+    bar: _Bar,
+    stop: StopRequest,
+    do_chores: Callable[[], None],
+) -> str:
+    """The learner loop: train on what the workers send until a stop; return the reason."""
+    while not stop:
+        do_chores()
         waited = time.monotonic()
-        item = workers.get(timeout=WORKER_CHECK_SECONDS)
-        learner.waited(time.monotonic() - waited)
-
-        if item is None:
-            continue
-        if isinstance(item, WorkerFailed):
-            raise WorkerError(f"worker {item.worker_id} failed; its traceback:\n{item.traceback}")
-        if isinstance(item, WorkerRestarted):
-            learner.worker_restarted(item)
-            bar.restarted(item, learner.tracker)
-            continue
-        if isinstance(item, EpisodeScores):
-            solved = learner.add_scores(item)
-            bar.scores(learner.tracker)
-            if solved:
-                return "solved"
-            continue
-        if isinstance(item, Gradients):
-            bar.frames(item.frames)
-            trained = learner.add_gradients(item)
-        else:
-            bar.frames(len(item.actions))
-            trained = learner.add_micro_batch(item)
-        if trained:
-            learner.received(workers.bytes_delivered, workers.bytes_published)
-            if reason := learner.limit_reached():
-                return reason
+        message = workers.get(timeout=WORKER_CHECK_SECONDS)
+        record.waited(time.monotonic() - waited)
+        match message:
+            case None:
+                continue
+            case WorkerFailed(worker_id=worker_id, traceback=tb):
+                raise WorkerError(f"worker {worker_id} failed; its traceback:\n{tb}")
+            case EpisodeScores():
+                solved = record.add_scores(message)
+                bar.scores(record.tracker)
+                if solved:
+                    return "solved"
+            case MicroBatch() | Gradients():
+                record.frames += message.frames
+                bar.frames(message.frames)
+                if update := step.add(message):  # a full batch: one optimiser step
+                    record.log_update(update, workers)
+                    if reason := record.limit_reached():
+                        return reason
+            case _:
+                raise TypeError(f"a worker sent a {type(message).__name__}, which is no message")
+    return "interrupted"
 
 
 def check_backend(backend: str, address: str | None, max_restarts: int) -> None:
@@ -251,6 +187,37 @@ def check_backend(backend: str, address: str | None, max_restarts: int) -> None:
         from lib.ray_pool import require_ray
 
         require_ray()
+
+
+def make_learner(
+    config: A3CConfig,
+    run_dir: str | os.PathLike,
+    device: torch.device,
+    resume: str | os.PathLike | None = None,
+) -> tuple[UpdateStep, RunRecord]:
+    """The learner's two halves: the update step (network, Adam) and the run record, both
+    going on from the checkpoint `resume` if given (checked before anything is written)."""
+    shape = obs_shape_and_actions(config.env_id)
+    state = None
+    if resume is not None:
+        state = load_checkpoint(resume)
+        check_compatible(state, config, *shape)
+    torch.manual_seed(config.seed)
+    step = UpdateStep(config, make_net(config, *shape), device)
+    if state is not None:
+        step.restore(state)
+    return step, RunRecord(config, run_dir, device, step.state, shape, state)
+
+
+def make_pool(
+    config: A3CConfig, weights: WorkerWeights, backend: str, address: str | None, max_restarts: int
+) -> Pool:
+    """The workers of `backend`, acting with `weights`."""
+    if backend == "ray":
+        from lib.ray_pool import RayWorkerPool
+
+        return RayWorkerPool(config, weights.net, weights.version, address, max_restarts)
+    return WorkerPool(config, weights.net, weights.device, run_worker, weights.version)
 
 
 def train(
@@ -279,34 +246,45 @@ def train(
     check_backend(backend, address, max_restarts)
     dev = default_device(device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    learner = Learner(config, run_dir, dev, resume)
-    weights = learner.weights
-    if backend == "ray":
-        from lib.ray_pool import RayWorkerPool
-
-        workers: Any = RayWorkerPool(config, weights.net, weights.version, address, max_restarts)
-    else:
-        workers = WorkerPool(config, weights.net, weights.device, version=weights.version)
-    bar = _Bar(learner, enabled=progress)
-    stop_reason, error = "running", None
+    step, record = make_learner(config, run_dir, dev, resume)
+    workers = make_pool(config, step.weights, backend, address, max_restarts)
+    bar = _Bar(config, record, enabled=progress)
+    stop_reason, error, summary = "running", None, None
     saved_threads = torch.get_num_threads()
-    torch.set_num_threads(config.resolved_learner_threads())
-    try:
-        with StopRequest() as stop:
+    with StopRequest() as stop:
+        try:
             workers.start()
-            learner.workers_started(workers.nodes)
-            stop_reason = learn(learner, workers, bar, callback, callback_seconds, stop)
-    except KeyboardInterrupt:
-        stop_reason = "interrupted"
-    except BaseException as exc:
-        stop_reason, error = "error", f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        end = time.monotonic()  # the run's clock stops here; clean-up is not training time
-        workers.stop()
-        torch.set_num_threads(saved_threads)
-        bar.close()
-        summary = learner.finish(stop_reason, error, end)
-        if callback is not None:
-            callback(learner.progress(end))
+            torch.set_num_threads(config.resolved_learner_threads(workers.local_workers))
+            record.workers_started(workers.nodes)
+            do_chores = chores(record, workers, callback, callback_seconds)
+            stop_reason = learn(step, record, workers, bar, stop, do_chores)
+        except KeyboardInterrupt:
+            stop_reason = "interrupted"
+        except BaseException as exc:
+            stop_reason, error = "error", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            end = time.monotonic()  # the run's clock stops here; clean-up is not training time
+
+            def write_summary() -> None:
+                nonlocal summary
+                summary = record.summary(stop_reason, error, end, workers)
+
+            try:
+                Cleanup(stop).run(
+                    [
+                        ("stopping the workers", workers.request_stop),
+                        ("saving last.pt", record.save_last),
+                        ("saving best.pt", record.save_best),
+                        ("writing summary.json", write_summary),
+                        ("closing the TensorBoard log", record.close),
+                        ("reaping the workers", workers.stop),
+                    ]
+                )
+            finally:
+                torch.set_num_threads(saved_threads)
+                bar.close()
+    if callback is not None:
+        callback(record.progress(end))
+    assert summary is not None
     return summary

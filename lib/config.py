@@ -15,6 +15,7 @@ import html
 import inspect
 import os
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 
@@ -110,15 +111,17 @@ class A3CConfig:
     def total_envs(self) -> int:
         return self.processes * self.envs_per_process
 
-    def resolved_learner_threads(self) -> int:
-        """Workers run one thread each; the learner takes the cores left, never fewer than 1.
+    def resolved_learner_threads(self, local_workers: int | None = None) -> int:
+        """Workers run one thread each; the learner takes the cores they leave on this machine
+        (`local_workers` of them run here, all by default), never fewer than 1.
 
         On 2 cores with 2 workers a 2-thread learner was 5x slower per update than a 1-thread
         one (benchmarks/README.md): oversubscribed OpenMP threads wait on each other.
         """
         if self.learner_threads:
             return self.learner_threads
-        return max(1, (os.cpu_count() or 1) - self.processes)
+        here = self.processes if local_workers is None else local_workers
+        return max(1, usable_cores() - here)
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,8 @@ PRESETS: dict[str, A3CConfig] = {
     "cartpole": CARTPOLE,
 }
 
+NETS = ("atari", "atari-small", "mlp")
+"""The networks a config can name; `lib.model.NETWORKS` makes each."""
 WORKER_DEVICES = ("learner", "cpu")
 VARIANTS = ("data", "grad")
 
@@ -214,6 +219,22 @@ def field_docs() -> dict[str, str]:
         ):
             docs[node.target.id] = " ".join(str(after.value.value).split())
     return docs
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (`taskset`, a container's cpuset),
+    and a cgroup's CPU quota (`docker --cpus`) where one is set, whichever is fewer."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 def gpu_layout(cores: int | None = None) -> dict[str, int]:
@@ -258,9 +279,7 @@ def _check(ok: bool, field: str, value: Any, rule: str) -> None:
 def validate(config: A3CConfig) -> A3CConfig:
     """Raise `ConfigError` naming the first bad field and its valid range; return the config."""
     c = config
-    from lib.model import NETWORKS  # the one registry of networks (lib.model imports this file)
-
-    _check(c.net in NETWORKS, "net", c.net, f"use one of {tuple(NETWORKS)}")
+    _check(c.net in NETS, "net", c.net, f"use one of {NETS}")
     _check(c.hidden_size >= 1, "hidden_size", c.hidden_size, "must be >= 1")
     _check(0.0 <= c.gamma <= 1.0, "gamma", c.gamma, "must be in [0, 1]")
     _check(c.learning_rate > 0, "learning_rate", c.learning_rate, "must be > 0")

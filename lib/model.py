@@ -108,7 +108,7 @@ NETWORKS: dict[str, type[nn.Module]] = {
     "atari-small": SmallAtariA2C,
     "mlp": MlpA2C,
 }
-"""Every network a config can name (`A3CConfig.net`): the one registry."""
+"""The class of each network a config can name (`lib.config.NETS`)."""
 
 
 def make_net(config: A3CConfig, input_shape: tuple[int, ...], n_actions: int) -> nn.Module:

@@ -1,10 +1,11 @@
-"""Both ends of the workers' pipes: start, watch, read and stop worker processes.
+"""Both ends of the workers' channels: start, watch, read and stop the workers.
 
-`WorkerPool` is the learner's end: it spawns the workers, reads each one's pipe on a thread of
-its own, notices a worker that died or went silent, and makes sure none is left when the run
-ends. `Sender` is the worker's end: it sends on a background thread so the worker keeps
-playing. Neither looks inside the messages, so any design that runs workers (data parallelism
-today) can use them; the worker function is the pool's `target`.
+`Pool` is what the learner loop needs of any set of workers; `WorkerPool` (spawned processes
+with a pipe each, here) and `lib.ray_pool.RayWorkerPool` (Ray actors) implement it.
+`WorkerPool` spawns the workers, reads each one's pipe on a thread of its own, notices a worker
+that died or went silent, and makes sure none is left when the run ends. `Sender` is the
+worker's end: it sends on a background thread so the worker keeps playing. Neither looks inside
+the messages; the worker function is the pool's `target` (`lib.worker.run_worker`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from multiprocessing.reduction import ForkingPickler
-from typing import Any, NamedTuple
+from typing import Any, Protocol
 
 import torch.multiprocessing as mp
 from torch import nn
 
 from lib.config import A3CConfig
+from lib.messages import Message, WorkerFailed
 
 JOIN_SECONDS = 5.0
 """How long stopping workers get to exit before they are terminated, then killed."""
@@ -35,20 +37,33 @@ class WorkerError(RuntimeError):
     """A worker process died or raised; the message names it and carries its traceback."""
 
 
-class WorkerFailed(NamedTuple):
-    """A worker caught an exception; the learner raises it with this traceback."""
+class Pool(Protocol):
+    """What the learner loop (`lib.a3c`) needs of its workers, on any backend."""
 
-    worker_id: int
-    traceback: str
-
-
-class WorkerRestarted(NamedTuple):
-    """A worker died and is being restarted (the Ray backend; the local pool stops instead)."""
-
-    worker_id: int
-    node: str
+    bytes_delivered: int
+    """Bytes of the messages `get` has handed out, as they crossed from the workers."""
+    bytes_published: int
+    """Bytes of weights serialised for the workers (0 where they read shared memory)."""
+    nodes: list[str] | None
+    """Where each worker runs, "host (node id)"; None for processes on this machine."""
     restarts: int
-    """Restarts of all workers so far in this process's share of the run."""
+    """Workers restarted after their process died, in all (the local pool never restarts)."""
+    local_workers: int
+    """Workers on this machine: they and the learner share its cores."""
+
+    def start(self) -> None: ...
+
+    def check(self) -> None:
+        """Raise `WorkerError` for a worker that died (past any restart) or went silent."""
+
+    def get(self, timeout: float) -> Message | None:
+        """The next message from any worker, or None after `timeout` seconds."""
+
+    def request_stop(self) -> None:
+        """Tell the workers to stop, without waiting for them."""
+
+    def stop(self) -> None:
+        """Make sure no worker is left (bounded in time)."""
 
 
 class Stopped(Exception):
@@ -139,7 +154,7 @@ class WorkerPool:
         config: A3CConfig,
         net: nn.Module,
         device: str,
-        target: Callable[..., None] | None = None,
+        target: Callable[..., None],
         version: Any = None,
     ):
         self.ctx = mp.get_context("spawn")
@@ -156,7 +171,8 @@ class WorkerPool:
         self.bytes_published = 0
         """Bytes of weights serialised for the workers: none, they read shared memory."""
         self.nodes: list[str] | None = None
-        """Where each worker runs: here, on this machine (the Ray pool names its nodes)."""
+        self.restarts = 0
+        self.local_workers = config.processes
         self.tracebacks: dict[int, str] = {}
         """What each worker that caught an exception reported, by worker id."""
         self.config = config
@@ -164,10 +180,6 @@ class WorkerPool:
         self.device = device
         self.version = version
         """The learner's update count, shared with the workers (`WorkerWeights.version`)."""
-        if target is None:
-            from lib.worker import WORKER_TARGETS  # lib.worker imports this module
-
-            target = WORKER_TARGETS[config.variant]
         self.target = target
 
     def start(self) -> None:
@@ -281,13 +293,18 @@ class WorkerPool:
             reader.join(0.05)
         return self.tracebacks.get(worker_id)
 
+    def request_stop(self) -> None:
+        """Raise the stop flag: each worker exits at its next send (and the readers start
+        draining the pipes, so that none stays blocked half-way through a message)."""
+        self.stop_flag.value = True
+
     def stop(self) -> None:
         """Ask, then terminate, then kill; then wait for the readers, which close the pipes.
 
         The readers drain the pipes once the stop flag is up, so a worker blocked sending
         wakes up and exits: nothing here waits on a worker for more than `JOIN_SECONDS`.
         """
-        self.stop_flag.value = True
+        self.request_stop()
         deadline = time.monotonic() + JOIN_SECONDS
         while any(p.is_alive() for p in self.procs) and time.monotonic() < deadline:
             time.sleep(0.05)

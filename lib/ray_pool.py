@@ -9,11 +9,11 @@ reference to the newest weights, which the learner `ray.put`s once per update (n
 actor); an actor loads them when their version is newer than its own. Replies and weights
 travel through Ray's object store as pickled bytes, so the bytes that cross are counted.
 
-`RayWorkerPool` offers what `lib.pool.WorkerPool` offers (`start`, `check`, `get`, `stop`,
-`bytes_delivered`, `bytes_published`), so `lib.a3c.learn` runs either. Ray restarts an actor
-whose process dies (`max_restarts`); the pool goes on with the others meanwhile, tells the
-learner with a `WorkerRestarted` message when the actor is back, and once Ray gives up (past
-the limit) raises `WorkerError` naming the actor and its node.
+`RayWorkerPool` implements `lib.pool.Pool`, so `lib.a3c.learn` runs either backend. Ray
+restarts an actor whose process dies (`max_restarts`); the pool goes on with the others
+meanwhile, asks the restarted actor again, says so on stderr when it is back (each reply names
+the actor's process and node, so nothing waits on a second call), and once an actor has died
+more often than Ray restarts it raises `WorkerError` naming the actor and its node.
 
 Ray is an optional extra (`pip install -e '.[distributed]'`): only this module imports it, and
 only `train(..., backend="ray")` imports this module.
@@ -26,6 +26,7 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import threading
 import time
 import types
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 
 from lib.config import A3CConfig
-from lib.pool import STALL_SECONDS, WorkerError, WorkerRestarted
+from lib.pool import STALL_SECONDS, WorkerError
 
 IN_FLIGHT = 1
 """`next` calls the learner keeps waiting on each actor. The actor's play thread goes on while a
@@ -65,6 +66,13 @@ def require_ray() -> None:
         ) from None
 
 
+def say(line: str) -> None:
+    """A line on stderr that leaves a progress bar whole."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
 def weights_bytes(net: nn.Module) -> bytes:
     """The network's weights as one pickled dict of numpy arrays: what an actor loads."""
     return pickle.dumps(
@@ -90,6 +98,8 @@ class Outbox:
 class RayWorker:
     """One worker as a Ray actor: `lib.worker.play` on a thread, replies on demand.
 
+    New weights arrive with each `next` call, on Ray's thread; the play thread loads them
+    between micro-batches (`refresh`), never while a gradient is being taken with the old ones.
     Ray runs `__init__` again in a new process when it restarts the actor; the first `next`
     then loads the newest weights before the play thread starts, as on the first start.
     """
@@ -97,7 +107,7 @@ class RayWorker:
     def __init__(self, worker_id: int, config: A3CConfig):
         from lib.envs import obs_shape_and_actions
         from lib.model import make_net
-        from lib.worker import MESSAGES, prepare_worker
+        from lib.worker import message_maker, prepare_worker
 
         prepare_worker(config, worker_id)
         self.worker_id = worker_id
@@ -106,29 +116,27 @@ class RayWorker:
         self.net = make_net(config, shape, n_actions)
         self.version = types.SimpleNamespace(value=-1)
         """The learner's update count when the weights this actor holds were published."""
-        self.message = MESSAGES[config.variant](self.net, "cpu", config, self.version)
+        self.newest: tuple[int, Any] | None = None
+        """(version, reference) of the newest weights the learner sent, not loaded yet."""
+        self.message = message_maker(config, self.net, "cpu", self.version)
         self.outbox = Outbox()
         self.thread: threading.Thread | None = None
-
-    def where(self) -> dict[str, Any]:
         import ray
 
-        ctx = ray.get_runtime_context()
-        return {"node_id": ctx.get_node_id(), "pid": os.getpid()}
+        self.node_id = ray.get_runtime_context().get_node_id()
 
-    def next(self, weights: list[Any], version: int) -> tuple[bytes, int]:
+    def where(self) -> tuple[int, str]:
+        """This actor's pid and node id (asked once, at the start)."""
+        return os.getpid(), self.node_id
+
+    def next(self, weights: list[Any], version: int) -> tuple[bytes, int, str]:
         """The messages queued since the last call (waiting for one at least), pickled as a
-        list, and this actor's pid; first load `weights` (a list holding the reference the
-        learner put) if they are newer than the actor's."""
+        list, with this actor's pid and node id. `weights` (a list holding the reference the
+        learner put) are loaded by the play thread, if newer than the actor's."""
         if version > self.version.value:
-            import ray
-
-            state = pickle.loads(ray.get(weights[0]))
-            with torch.no_grad():
-                for name, tensor in self.net.state_dict().items():
-                    tensor.copy_(torch.from_numpy(state[name]))
-            self.version.value = version
+            self.newest = (version, weights[0])
         if self.thread is None:
+            self.refresh()  # before the first move, as a local worker starts with the weights
             self.thread = threading.Thread(target=self._play, name="play", daemon=True)
             self.thread.start()
         messages = [self.outbox.items.get()]
@@ -137,7 +145,21 @@ class RayWorker:
                 messages.append(self.outbox.items.get_nowait())
             except queue.Empty:
                 break
-        return pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL), os.getpid()
+        data = pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
+        return data, os.getpid(), self.node_id
+
+    def refresh(self) -> None:
+        """Load the newest weights the learner sent, if any are waiting."""
+        newest, self.newest = self.newest, None
+        if newest is None or newest[0] <= self.version.value:
+            return
+        import ray
+
+        state = pickle.loads(ray.get(newest[1]))
+        with torch.no_grad():
+            for name, tensor in self.net.state_dict().items():
+                tensor.copy_(torch.from_numpy(state[name]))
+        self.version.value = newest[0]
 
     def _play(self) -> None:
         from lib.worker import play
@@ -151,13 +173,14 @@ class RayWorker:
                 self.outbox,
                 self.version,
                 self.message,
+                self.refresh,
             )
         except SystemExit:  # play sent WorkerFailed; the learner raises it
             pass
 
 
 class RayWorkerPool:
-    """`WorkerPool`'s interface over Ray actors (see the module docstring).
+    """`lib.pool.Pool` over Ray actors (see the module docstring).
 
     With `address` the pool joins that cluster and leaves it running; without, it starts a Ray
     instance of its own and shuts it down in `stop`, so no Ray process outlives the run.
@@ -182,7 +205,12 @@ class RayWorkerPool:
         self.nodes: list[str] = []
         """Where each actor runs: "host (node id)"; it changes when Ray restarts an actor."""
         self.pids: list[int] = []
-        self.restarts: list[int] = []
+        self.deaths: list[int] = []
+        """Times each actor's process died; Ray restarts it `max_restarts` times at most."""
+        self.restarted: list[int] = []
+        """Times each actor replied again after Ray restarted it."""
+        self.local_workers = config.processes
+        """Actors on this machine (known once they started)."""
         self.bytes_delivered = 0
         """Bytes of the pickled replies `get` has handed out (what crossed from the actors)."""
         self.bytes_published = 0
@@ -254,9 +282,12 @@ class RayWorkerPool:
                 f"{START_SECONDS:.0f} s; `ray status` shows what the cluster can place"
             ) from None
         self._hosts = {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in ray.nodes()}
-        self.nodes = [self._node_name(p["node_id"]) for p in places]
-        self.pids = [p["pid"] for p in places]
-        self.restarts = [0] * len(self.actors)
+        self.nodes = [self._node_name(node_id) for _, node_id in places]
+        self.pids = [pid for pid, _ in places]
+        self.deaths = [0] * len(self.actors)
+        self.restarted = [0] * len(self.actors)
+        here = ray.get_runtime_context().get_node_id()
+        self.local_workers = sum(node_id == here for _, node_id in places)
         self.last_heard = [time.monotonic()] * len(self.actors)
         for worker_id in range(len(self.actors)):
             for _ in range(IN_FLIGHT):
@@ -284,8 +315,11 @@ class RayWorkerPool:
     # --- the learner's side -----------------------------------------------------------------
 
     def get(self, timeout: float) -> Any:
-        """The next message from whichever actor is ready, a `WorkerRestarted` when an actor
-        Ray restarted has replied for the first time, or None if nothing came in `timeout` s."""
+        """The next message from whichever actor is ready, or None if none came in `timeout` s.
+
+        Never blocks longer: a dead actor's call fails at once, and a restarted actor's first
+        reply names its new process and node itself.
+        """
         import ray
 
         if self.ready:
@@ -306,19 +340,22 @@ class RayWorkerPool:
             return None
         worker_id = self.pending.pop(ready[0])
         try:
-            data, pid = ray.get(ready[0])
+            data, pid, node_id = ray.get(ready[0])
         except ray.exceptions.ActorUnavailableError:
             # its process died and Ray is restarting it: ask again shortly, not in a busy loop
-            if not any(w == worker_id for w in self.pending.values()):
-                self.retry[worker_id] = time.monotonic() + RETRY_SECONDS
+            self._retry(worker_id)
             return None
         except ray.exceptions.ActorDiedError as exc:
+            # it died during the call: Ray restarts it while restarts remain
+            self.deaths[worker_id] += 1
+            if self.deaths[worker_id] <= self.max_restarts:
+                self._retry(worker_id)
+                return None
             raise WorkerError(
                 f"worker {worker_id} (Ray actor {self.actors[worker_id]._actor_id.hex()[:12]} "
-                f"on node {self.nodes[worker_id]}) died and Ray did not restart it: it was "
-                f"restarted {self.restarts[worker_id]} times already, and the limit is "
-                f"{self.max_restarts} restarts (--max-restarts). Ray said: "
-                f"{str(exc).splitlines()[0]}"
+                f"on node {self.nodes[worker_id]}) died and Ray did not restart it: it died "
+                f"{self.deaths[worker_id]} times, and the limit is {self.max_restarts} restarts "
+                f"(--max-restarts). Ray said: {str(exc).splitlines()[0]}"
             ) from None
         except ray.exceptions.RayTaskError as exc:
             node = self.nodes[worker_id]
@@ -329,11 +366,23 @@ class RayWorkerPool:
         self.ready.extend(pickle.loads(data))
         if pid != self.pids[worker_id]:  # the first reply of a restarted actor
             self.pids[worker_id] = pid
-            place = ray.get(self.actors[worker_id].where.remote())
-            self.nodes[worker_id] = self._node_name(place["node_id"])
-            self.restarts[worker_id] += 1
-            return WorkerRestarted(worker_id, self.nodes[worker_id], sum(self.restarts))
+            self.nodes[worker_id] = self._node_name(node_id)
+            self.restarted[worker_id] += 1
+            self.deaths[worker_id] = max(self.deaths[worker_id], self.restarted[worker_id])
+            say(
+                f"worker {worker_id} died and Ray restarted it, on node {self.nodes[worker_id]} "
+                f"(restarts so far: {self.restarts})"
+            )
         return self.ready.popleft()
+
+    @property
+    def restarts(self) -> int:
+        """Actors Ray restarted that replied again, in all."""
+        return sum(self.restarted)
+
+    def _retry(self, worker_id: int) -> None:
+        if not any(w == worker_id for w in self.pending.values()):
+            self.retry[worker_id] = time.monotonic() + RETRY_SECONDS
 
     def check(self) -> None:
         """Raise `WorkerError` if an actor has sent nothing for `STALL_SECONDS` (a dead one
@@ -346,6 +395,9 @@ class RayWorkerPool:
                     f"{now - heard:.0f} s: it is stuck, or Ray cannot restart it. The run "
                     "was stopped rather than left waiting."
                 )
+
+    def request_stop(self) -> None:
+        """Nothing to do before `stop`: the actors play only while asked for replies."""
 
     def stop(self) -> None:
         """Kill the actors; shut down the Ray instance this pool started (or disconnect)."""

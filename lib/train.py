@@ -15,6 +15,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from lib.config import (
+    NETS,
     PRESETS,
     VARIANTS,
     WORKER_DEVICES,
@@ -23,11 +24,10 @@ from lib.config import (
     field_docs,
     get_preset,
 )
-from lib.model import NETWORKS
 
 ALIASES = {"envs_per_process": ("--envs",), "learning_rate": ("--lr",)}
 """Short spellings kept from earlier versions of this command line."""
-CHOICES = {"net": tuple(NETWORKS), "worker_device": WORKER_DEVICES, "variant": VARIANTS}
+CHOICES = {"net": NETS, "worker_device": WORKER_DEVICES, "variant": VARIANTS}
 TYPES = {"int": int, "float": float, "str": str}
 NOT_OPTIONS = ("preset",)
 """Fields set another way: `--preset` picks the whole starting config."""
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lib.a3c import default_run_dir, train
     from lib.checkpoint import CheckpointError
+    from lib.stopping import ForcedExit
 
     resume, run_dir = None, Path(args.run_dir) if args.run_dir else None
     if args.resume:
@@ -146,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ForcedExit:  # a third Ctrl+C: what was skipped is already on stderr
+        return 130
     print(summary.line())
     return 130 if summary.stop_reason == "interrupted" else 0
 

@@ -1,9 +1,9 @@
-"""The worker process: plays its envs with the shared network and sends what it learned:
-micro-batches of experience (`variant="data"`) or their gradients (`variant="grad"`).
+"""The worker: plays its envs with the learner's network and sends what it learned.
 
-`data_func` and `grad_func` are the targets of the spawned workers. They live in `lib` (not in
-a script or a notebook) so the `spawn` start method can import them by name in the fresh child
-interpreter.
+`run_worker` is the target of every spawned worker process, whatever the variant: it lives in
+`lib` (not in a script or a notebook) so the `spawn` start method can import it by name in the
+fresh child interpreter. `play` is the loop itself, shared with the Ray actors
+(`lib.ray_pool`); `message_maker` turns each micro-batch into what the variant sends.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -25,50 +24,11 @@ from lib.agent import PolicyAgent
 from lib.config import A3CConfig
 from lib.envs import make_env
 from lib.experience import ExperienceSourceFirstLast
-from lib.pool import Sender, Stopped, WorkerFailed
+from lib.messages import EpisodeScores, Gradients, MicroBatch, TrainingMessage, WorkerFailed
+from lib.pool import Sender, Stopped
 
-
-class EpisodeScores(NamedTuple):
-    """Scores (real game score) and lengths of episodes a worker finished."""
-
-    worker_id: int
-    scores: list[float]
-    steps: list[int]
-
-
-class MicroBatch(NamedTuple):
-    """`micro_batch_size` training samples as numpy arrays (states stay uint8 for Atari)."""
-
-    worker_id: int
-    states: np.ndarray
-    actions: np.ndarray
-    ref_values: np.ndarray
-    version: int = 0
-    """The learner's update count when this micro-batch's first transition came in: how new
-    the weights that chose its actions were (the oldest action is at most `reward_steps`
-    steps older). The learner's count minus this, when it trains on it, is the policy lag."""
-    bootstrap_age: int = 0
-    """Updates made while this micro-batch filled (0 with `reuse_values=False`): at most how
-    much older its reused bootstrap values V(s_last) are than a forward pass at the end."""
-
-
-class Gradients(NamedTuple):
-    """Gradient parallelism's message: the A2C loss's gradient on one micro-batch (float32,
-    one array per parameter, in `net.parameters()` order) and what the learner logs."""
-
-    worker_id: int
-    grads: list[np.ndarray]
-    frames: int
-    """Samples in the micro-batch the gradient was computed on."""
-    version: int
-    """The learner's update count when the gradient was computed: the weights it belongs to."""
-    bootstrap_age: int
-    """As `MicroBatch.bootstrap_age`."""
-    stats: dict[str, float]
-    """The loss parts and batch means, under their TensorBoard tags."""
-    first_version: int = 0
-    """As `MicroBatch.version`: the update count when the micro-batch's first transition came
-    in, so that the policy lag means the same in both variants: how old the data is."""
+MessageMaker = Callable[[int, Batch, int, int], TrainingMessage]
+"""(worker_id, batch, first_version, bootstrap_age) -> the message for one micro-batch."""
 
 
 def worker_seed(config: A3CConfig, worker_id: int) -> int:
@@ -96,86 +56,24 @@ def read_version(version: Any) -> int:
     return 0 if version is None else int(version.value)
 
 
-def experience_message(
-    net: nn.Module, device: str, config: A3CConfig, version: Any
-) -> Callable[[int, Batch, int, int], MicroBatch]:
-    """Data parallelism's message: the micro-batch itself, as numpy arrays."""
+def message_maker(config: A3CConfig, net: nn.Module, device: str, version: Any) -> MessageMaker:
+    """What a worker sends for each micro-batch: the experience itself (variant "data"), or
+    the A2C loss's gradient on it at the weights the worker has now (variant "grad")."""
+    if config.variant == "grad":
+
+        def gradients(worker_id: int, batch: Batch, first_version: int, age: int) -> Gradients:
+            weights_version = read_version(version)  # the weights this gradient is taken at
+            return gradient_message(
+                worker_id, net, device, config, batch, weights_version, age, first_version
+            )
+
+        return gradients
 
     def experience(worker_id: int, batch: Batch, first_version: int, age: int) -> MicroBatch:
-        return MicroBatch(
-            worker_id,
-            batch.states.numpy(),
-            batch.actions.numpy(),
-            batch.ref_values.numpy(),
-            first_version,
-            age,
-        )
+        states, actions, ref_values = (t.numpy() for t in batch)
+        return MicroBatch(worker_id, states, actions, ref_values, first_version, age)
 
     return experience
-
-
-def gradients_message(
-    net: nn.Module, device: str, config: A3CConfig, version: Any
-) -> Callable[[int, Batch, int, int], Gradients]:
-    """Gradient parallelism's message: the A2C loss's gradient on the micro-batch, taken at
-    the weights the worker has now."""
-
-    def gradients(worker_id: int, batch: Batch, first_version: int, age: int) -> Gradients:
-        weights_version = read_version(version)  # the weights this gradient is taken at
-        return gradient_message(
-            worker_id, net, device, config, batch, weights_version, age, first_version
-        )
-
-    return gradients
-
-
-MESSAGES = {"data": experience_message, "grad": gradients_message}
-"""What a worker sends for each micro-batch, by `A3CConfig.variant`. The local pool's processes
-and the Ray backend's actors (`lib.ray_pool`) both use it."""
-
-
-def data_func(
-    worker_id: int,
-    config: A3CConfig,
-    net: nn.Module,
-    device: str,
-    conn: Any,
-    stop_flag: Any,
-    parent_pid: int,
-    version: Any = None,
-) -> None:
-    """Data parallelism's worker: play `config.envs_per_process` envs and send micro-batches
-    of experience until told to stop.
-
-    `conn` is the write end of this worker's own pipe to the learner (not a queue shared by all
-    workers: a worker killed in the middle of a message must not wedge the others, see
-    `lib.pool.WorkerPool`). A background thread sends; with at most two messages waiting in the
-    worker and one in the pipe, a worker runs only a few micro-batches ahead of the learner.
-    `version`, a shared integer, is the learner's update count; each micro-batch carries it
-    for the policy-lag metrics.
-    """
-    message = experience_message(net, device, config, version)
-    _play(worker_id, config, net, device, conn, stop_flag, parent_pid, version, message)
-
-
-def grad_func(
-    worker_id: int,
-    config: A3CConfig,
-    net: nn.Module,
-    device: str,
-    conn: Any,
-    stop_flag: Any,
-    parent_pid: int,
-    version: Any = None,
-) -> None:
-    """Gradient parallelism's worker: play like `data_func`, but turn each micro-batch into
-    the gradient of the A2C loss at the current shared weights, and send that instead.
-
-    The backward pass, most of a Pong update's work, moves from the learner to the workers;
-    what crosses the pipe is one float32 per parameter instead of the micro-batch's frames.
-    """
-    message = gradients_message(net, device, config, version)
-    _play(worker_id, config, net, device, conn, stop_flag, parent_pid, version, message)
 
 
 def gradient_message(
@@ -188,7 +86,11 @@ def gradient_message(
     bootstrap_age: int,
     first_version: int = 0,
 ) -> Gradients:
-    """The A2C loss's gradient on `batch` at `net`'s weights, as `grad_func` sends it."""
+    """The A2C loss's gradient on `batch` at `net`'s weights, as a grad worker sends it.
+
+    The backward pass, most of a Pong update's work, moves from the learner to the workers;
+    what crosses is one float32 per parameter instead of the micro-batch's frames.
+    """
     on_device = Batch(*(t.to(device) for t in batch))
     grads, loss = a2c_gradients(net, on_device, config.entropy_beta, config.value_loss_coef)
     stats = {
@@ -213,10 +115,6 @@ def gradient_message(
     )
 
 
-WORKER_TARGETS = {"data": data_func, "grad": grad_func}
-"""The worker process of each `A3CConfig.variant`."""
-
-
 def prepare_worker(config: A3CConfig, worker_id: int) -> None:
     """What a worker process sets up before it plays: one torch thread and a lower priority
     (and, in the main thread, no Ctrl+C: the process group gets it, only the learner decides
@@ -233,7 +131,7 @@ def prepare_worker(config: A3CConfig, worker_id: int) -> None:
         )
 
 
-def _play(
+def run_worker(
     worker_id: int,
     config: A3CConfig,
     net: nn.Module,
@@ -241,15 +139,21 @@ def _play(
     conn: Any,
     stop_flag: Any,
     parent_pid: int,
-    version: Any,
-    message: Callable[[int, Batch, int, int], Any],
+    version: Any = None,
 ) -> None:
-    """A spawned worker process: set up, then `play`, sending through this worker's pipe."""
+    """A spawned worker process of any variant: play `config.envs_per_process` envs and send
+    what `message_maker` makes of each micro-batch until told to stop.
+
+    `conn` is the write end of this worker's own pipe to the learner (see `lib.pool`).
+    `version`, a shared integer, is the learner's update count. The worker stops when the stop
+    flag rises or its parent (the learner) is gone.
+    """
     prepare_worker(config, worker_id)
 
     def should_stop() -> bool:
         return stop_flag.value or os.getppid() != parent_pid
 
+    message = message_maker(config, net, device, version)
     play(worker_id, config, net, device, Sender(conn, should_stop), version, message)
 
 
@@ -260,23 +164,24 @@ def play(
     device: str,
     sender: Any,
     version: Any,
-    message: Callable[[int, Batch, int, int], Any],
+    message: MessageMaker,
+    refresh: Callable[[], None] | None = None,
 ) -> None:
-    """Both variants' and both backends' worker loop: play, send finished episodes' scores,
+    """Every worker's loop, local process or Ray actor: play, send finished episodes' scores,
     and send `message(worker_id, batch, first_version, bootstrap_age)` for every micro-batch.
 
     `sender` has `put` (block while full; raise `Stopped` once the run stops) and `send_last`
-    (a final message). A caught exception goes to the learner as `WorkerFailed`; the process
-    then exits with code 1.
+    (a final message). `refresh`, if given, runs between micro-batches: a Ray actor loads new
+    weights there, never between a forward pass and its backward pass. A caught exception goes
+    to the learner as `WorkerFailed`; the process then exits with code 1.
     """
     seed = worker_seed(config, worker_id)
     torch.manual_seed(seed)
     try:
         envs = [make_env(config.env_id, seed=seed + i) for i in range(config.envs_per_process)]
-        agent = PolicyAgent(net, device)
         exp_source = ExperienceSourceFirstLast(
             envs,
-            agent,
+            PolicyAgent(net, device),
             gamma=config.gamma,
             steps_count=config.reward_steps,
             reuse_values=config.reuse_values,
@@ -284,8 +189,7 @@ def play(
         micro_batch = []
         first_version = 0
         for exp in exp_source:
-            finished = exp_source.pop_rewards_steps()
-            if finished:
+            if finished := exp_source.pop_rewards_steps():
                 scores, steps = zip(*finished, strict=True)
                 sender.put(EpisodeScores(worker_id, list(scores), list(steps)))
             if not micro_batch:
@@ -297,6 +201,8 @@ def play(
             micro_batch.clear()
             age = read_version(version) - first_version if config.reuse_values else 0
             sender.put(message(worker_id, batch, first_version, age))
+            if refresh is not None:
+                refresh()
     except Stopped:
         pass
     except BaseException:

@@ -65,14 +65,14 @@ def blocked_in_pipe_write(proc: psutil.Process) -> bool:
     return False
 
 
-def data_func_without_nice(*args) -> None:
+def worker_without_nice(*args) -> None:
     """Spawned child: a worker on a platform without `os.nice` (Windows)."""
     import os
 
     del os.nice
-    from lib.worker import data_func
+    from lib.worker import run_worker
 
-    data_func(*args)
+    run_worker(*args)
 
 
 def restore_sigint() -> None:
@@ -85,7 +85,7 @@ def restore_sigint() -> None:
 def wait_for_micro_batches(pool, worker_ids: set[int], timeout: float = 120) -> set[int]:
     """Read a started pool until each of `worker_ids` has sent a micro-batch (so has set itself
     up and played), or `timeout` s pass; return the ids that did. A dead worker raises."""
-    from lib.worker import MicroBatch
+    from lib.messages import MicroBatch
 
     sent: set[int] = set()
     deadline = time.monotonic() + timeout

@@ -195,11 +195,12 @@ def test_workers_run_one_openmp_thread_at_lower_priority():
     from lib.envs import obs_shape_and_actions
     from lib.model import make_net
     from lib.pool import WorkerPool
+    from lib.worker import run_worker
 
     config = get_preset("cartpole", processes=2, envs_per_process=1)
     omp_before = os.environ.get("OMP_NUM_THREADS")
     net = make_net(config, *obs_shape_and_actions(config.env_id)).share_memory()
-    pool = WorkerPool(config, net, "cpu")
+    pool = WorkerPool(config, net, "cpu", run_worker)
     pool.start()
     try:
         sent = wait_for_micro_batches(pool, {0, 1})
@@ -221,7 +222,7 @@ def test_workers_run_one_openmp_thread_at_lower_priority():
 def test_worker_without_os_nice_runs_at_normal_priority_and_says_so(capfd):
     """Windows has no `os.nice`: a worker must skip it with a note, not die before playing."""
     import psutil
-    from procs import data_func_without_nice, wait_for_micro_batches
+    from procs import wait_for_micro_batches, worker_without_nice
 
     from lib.envs import obs_shape_and_actions
     from lib.model import make_net
@@ -229,7 +230,7 @@ def test_worker_without_os_nice_runs_at_normal_priority_and_says_so(capfd):
 
     config = get_preset("cartpole", processes=1, envs_per_process=2)
     net = make_net(config, *obs_shape_and_actions(config.env_id)).share_memory()
-    pool = WorkerPool(config, net, "cpu", target=data_func_without_nice)
+    pool = WorkerPool(config, net, "cpu", target=worker_without_nice)
     pool.start()
     try:
         # a worker that died on os.nice would raise here (pool.check)

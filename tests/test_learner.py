@@ -1,41 +1,39 @@
-"""The learner on its own: batches from micro-batches, the stop rules, and the workers' weights."""
+"""The learner's halves on their own: the update step (batches, lag, the workers' weights) and
+the run record (scores, the stop rules, checkpoints, summary)."""
 
 import json
 
-import numpy as np
 import torch
 import torch.multiprocessing as mp
+from learner_parts import feed, finish, learner, micro_batch
 from procs import report_weight_sums
 
-from lib import MlpA2C, get_preset
+from lib import get_preset
 from lib.checkpoint import load_checkpoint
-from lib.learner import Learner, WorkerWeights
-from lib.worker import EpisodeScores, MicroBatch
-
-
-def micro_batch(n: int, value: float = 1.0) -> MicroBatch:
-    states = np.full((n, 4), 0.5, dtype=np.float32)
-    return MicroBatch(0, states, np.zeros(n, dtype=np.int64), np.full(n, value, np.float32))
+from lib.messages import EpisodeScores
+from lib.model import MlpA2C
+from lib.plots import read_scalars
+from lib.update import WorkerWeights
 
 
 def test_an_update_waits_for_a_full_batch_then_stops_at_max_frames(tmp_path):
     config = get_preset("cartpole", batch_size=64, micro_batch_size=32, max_frames=128)
-    learner = Learner(config, tmp_path, torch.device("cpu"))
-    before = [p.detach().clone() for p in learner.net.parameters()]
+    step, record = learner(config, tmp_path)
+    before = [p.detach().clone() for p in step.net.parameters()]
 
-    assert learner.add_micro_batch(micro_batch(32)) is False  # 32 of 64 frames
-    assert (learner.frames, learner.updates) == (32, 0)
-    assert learner.add_micro_batch(micro_batch(32)) is True  # 64: one update
-    assert (learner.frames, learner.updates) == (64, 1)
-    assert any(not torch.equal(a, b) for a, b in zip(before, learner.net.parameters(), strict=True))
-    assert learner.limit_reached() is None
+    assert feed(step, record, micro_batch(32)) is False  # 32 of 64 frames
+    assert (record.frames, step.updates) == (32, 0)
+    assert feed(step, record, micro_batch(32)) is True  # 64: one update
+    assert (record.frames, step.updates, record.updates) == (64, 1, 1)
+    assert any(not torch.equal(a, b) for a, b in zip(before, step.net.parameters(), strict=True))
+    assert record.limit_reached() is None
 
-    learner.add_micro_batch(micro_batch(32))
-    learner.add_micro_batch(micro_batch(32))
-    assert (learner.frames, learner.updates) == (128, 2)
-    assert learner.limit_reached() == "max_frames"
+    feed(step, record, micro_batch(32))
+    feed(step, record, micro_batch(32))
+    assert (record.frames, step.updates) == (128, 2)
+    assert record.limit_reached() == "max_frames"
 
-    summary = learner.finish("max_frames", None, learner.start + 2.0)
+    summary = finish(record, end=record.start + 2.0)
     assert summary.wall_seconds == 2.0 and summary.solved is False
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["updates"] == 2
     assert json.loads((tmp_path / "summary.json").read_text())["frames"] == 128
@@ -43,16 +41,16 @@ def test_an_update_waits_for_a_full_batch_then_stops_at_max_frames(tmp_path):
 
 def test_scores_solve_once_the_window_mean_reaches_the_bound(tmp_path):
     config = get_preset("cartpole", score_window=3, stop_score=10.0)
-    learner = Learner(config, tmp_path, torch.device("cpu"))
+    _, record = learner(config, tmp_path)
 
-    assert learner.add_scores(EpisodeScores(0, [12.0, 9.0], [12, 9])) is False  # window not full
-    assert learner.tracker.best_mean is None
-    assert learner.add_scores(EpisodeScores(1, [8.0], [8])) is False  # (12 + 9 + 8) / 3 = 9.67
-    assert learner.add_scores(EpisodeScores(0, [13.0], [13])) is True  # (9 + 8 + 13) / 3 = 10
-    assert learner.tracker.best_mean == 10.0
-    assert learner.scores == [12.0, 9.0, 8.0, 13.0]
+    assert record.add_scores(EpisodeScores(0, [12.0, 9.0], [12, 9])) is False  # window not full
+    assert record.tracker.best_mean is None
+    assert record.add_scores(EpisodeScores(1, [8.0], [8])) is False  # (12 + 9 + 8) / 3 = 9.67
+    assert record.add_scores(EpisodeScores(0, [13.0], [13])) is True  # (9 + 8 + 13) / 3 = 10
+    assert record.tracker.best_mean == 10.0
+    assert record.scores == [12.0, 9.0, 8.0, 13.0]
 
-    summary = learner.finish("solved", None, learner.start + 1.0)
+    summary = finish(record, "solved", record.start + 1.0)
     assert summary.solved and summary.best_mean_score == 10.0 and summary.episodes == 4
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert best["best_mean_score"] == 10.0 and "optimizer" not in best
@@ -67,9 +65,9 @@ def test_shared_weights_are_the_learners_own_network_in_shared_memory():
 
 def test_a_cpu_learner_shares_its_weights_whatever_the_worker_device(tmp_path):
     config = get_preset("cartpole", worker_device="cpu")
-    learner = Learner(config, tmp_path, torch.device("cpu"))
-    assert learner.weights.net is learner.net and not learner.weights.copied
-    learner.finish("max_frames", None, learner.start)
+    step, record = learner(config, tmp_path)
+    assert step.weights.net is step.net and not step.weights.copied
+    record.close()
 
 
 def test_a_spawned_worker_sees_the_copied_weights_only_after_publish():
@@ -89,7 +87,8 @@ def test_a_spawned_worker_sees_the_copied_weights_only_after_publish():
         parent.send("sum")
         assert parent.poll(60)
         assert parent.recv() != n_weights  # not published yet: the worker acts with old weights
-        weights.publish()
+        weights.publish(1)
+        assert weights.version.value == 1
         parent.send("sum")
         assert parent.poll(60)
         assert parent.recv() == n_weights  # every weight is now 1.0 in the worker too
@@ -107,15 +106,13 @@ def test_policy_lag_is_the_learners_update_count_minus_each_micro_batchs_version
     0 (lag 0); update 2 on data made before update 1 (version 0, lag 1); update 3 on data
     made before both (version 0, lag 2). TensorBoard gets the mean of the three, and their
     maximum as the maximum."""
-    from lib.plots import read_scalars
-
     config = get_preset("cartpole", batch_size=32, micro_batch_size=32)
-    learner = Learner(config, tmp_path, torch.device("cpu"))
-    assert learner.weights.version.value == 0
+    step, record = learner(config, tmp_path)
+    assert step.weights.version.value == 0
     for age in (4, 0, 2):
-        learner.add_micro_batch(micro_batch(32)._replace(version=0, bootstrap_age=age))
-    assert learner.updates == 3 and learner.weights.version.value == 3  # published each time
-    learner.finish("max_frames", None, learner.start)
+        feed(step, record, micro_batch(32)._replace(first_version=0, bootstrap_age=age))
+    assert step.updates == 3 and step.weights.version.value == 3  # published each time
+    finish(record)
     tags = ["perf/policy_lag_mean", "perf/policy_lag_max", "perf/bootstrap_age"]
     scalars = read_scalars(tmp_path, tags)
     # (0+1+2)/3, max(0, 1, 2), (4+0+2)/3
@@ -124,15 +121,15 @@ def test_policy_lag_is_the_learners_update_count_minus_each_micro_batchs_version
 
 def test_a_resumed_learner_counts_versions_from_its_checkpoint(tmp_path):
     config = get_preset("cartpole", batch_size=32, micro_batch_size=32)
-    first = Learner(config, tmp_path / "a", torch.device("cpu"))
-    first.add_micro_batch(micro_batch(32))
-    first.add_micro_batch(micro_batch(32))
-    first.finish("max_frames", None, first.start)
-    resumed = Learner(
-        config,
-        tmp_path / "b",
-        torch.device("cpu"),
-        resume=tmp_path / "a" / "checkpoints" / "last.pt",
+    step, record = learner(config, tmp_path / "a")
+    feed(step, record, micro_batch(32))
+    feed(step, record, micro_batch(32))
+    finish(record)
+    resumed, resumed_record = learner(config, tmp_path / "b", tmp_path / "a/checkpoints/last.pt")
+    assert resumed.updates == resumed_record.updates == 2
+    assert resumed.weights.version.value == 2
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(step.net.parameters(), resumed.net.parameters(), strict=True)
     )
-    assert resumed.updates == 2 and resumed.weights.version.value == 2
-    resumed.finish("max_frames", None, resumed.start)
+    resumed_record.close()

@@ -194,7 +194,7 @@ def test_an_interrupted_run_leaves_no_ray_process_behind(how, tmp_path, sigint_e
 
 def test_the_core_course_never_imports_ray():
     code = (
-        "import sys, lib, lib.a3c, lib.train, lib.learner, lib.worker, lib.plots; "
+        "import sys, lib, lib.a3c, lib.train, lib.update, lib.record, lib.worker, lib.plots; "
         "assert 'ray' not in sys.modules, 'ray was imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
