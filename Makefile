@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-## Train A3C on Pong with the pong-fast preset (PRESET=pong: the seed's exact settings;
+## Train on Pong with the pong-fast preset (PRESET=pong: the reference code's exact settings;
 ## PRESET=cartpole: a one-minute CPU run).
 train: $(STAMP)
 	$(PY) -m lib.train --preset $(PRESET) --device auto $(TRAIN_ARGS)
@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -v -rA --durations=15
 
-## The suite three times in a row beside two CPU-bound loops (about 25 minutes on 2 cores).
+## The suite three times in a row beside two CPU-bound loops (about 30 minutes on 2 cores).
 test-busy: $(STAMP)
 	bash tests/busy.sh 3
 
@@ -51,10 +51,10 @@ test-min: $(STAMP_MIN)
 	$(VENV_MIN)/bin/python -m pytest -q -m "not slow" --ignore=tests/test_notebooks.py \
 		--ignore=tests/test_ray.py
 
-## Wheels for a GPU machine without internet that has Python 3.12 and torch (README: "On a GPU
-## machine without internet"): the three packages it lacks, at the lock's versions, into .whl/,
+## Wheels for a GPU machine without internet that has Python 3.12 and torch
+## (docs/gpu-offline.md): the three packages it lacks, at the lock's versions, into .whl/,
 ## and what executing the notebooks there needs (benchmarks/gpu_notebook_wheels.txt) into
-## .whl/notebooks/. About 19 MB in all: with the working tree, within one 64 MiB device carry.
+## .whl/notebooks/. About 19 MB in all.
 CP312 := --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
 	--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
@@ -65,7 +65,7 @@ gpu-wheels:
 	$(PYTHON) -m pip download $(CP312) -d .whl/notebooks -r benchmarks/gpu_notebook_wheels.txt
 	du -sh .whl
 
-## Ray for notebook 08 on such a machine, packed to fit a carry beside the wheels (about 29 MB):
+## Ray for notebook 08 on such a machine, trimmed and packed to about 29 MB (the wheel is 79 MB):
 ## .whl/ray/ray-trim.tar.xz (benchmarks/gpu_ray.sh says what it leaves out). Run after gpu-wheels.
 gpu-ray:
 	rm -rf .whl/ray-wheel

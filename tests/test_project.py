@@ -122,6 +122,28 @@ def test_quick_start_has_the_two_commands_and_ci_runs_make_test():
         assert re.search(rf"^{target}", makefile, re.M), target
 
 
+README_WORDS = 2500  # quick start, what to expect, the notebooks, install notes; the rest in docs/
+DOCS_LINK = re.compile(r"\]\(((?:\.\./)?[\w./-]+\.md)(?:#[^)]*)?\)")
+
+
+def test_readme_fits_its_word_budget_and_links_every_docs_page():
+    readme = (ROOT / "README.md").read_text()
+    words = len(readme.split())
+    assert words <= README_WORDS, f"README.md has {words} words, over its budget of {README_WORDS}"
+    linked = {link for link in DOCS_LINK.findall(readme) if link.startswith("docs/")}
+    missing = sorted(link for link in linked if not (ROOT / link).is_file())
+    assert not missing, f"README.md links to docs pages that do not exist: {missing}"
+    pages = {f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md")}
+    unlinked = sorted(pages - linked)
+    assert not unlinked, f"docs pages the README does not link to: {unlinked}"
+
+
+def test_docs_pages_link_only_to_files_that_exist():
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for link in DOCS_LINK.findall(page.read_text()):
+            assert (page.parent / link).is_file(), f"{page.name} links to {link}, which is missing"
+
+
 def _import_lib_in(python_args: list[str], extra_path: str = "") -> subprocess.CompletedProcess:
     code = f"import sys; sys.path[:0] = [{str(ROOT)!r}, {extra_path!r}]; import lib"
     return subprocess.run(
