@@ -235,3 +235,30 @@ def test_bad_backend_settings_are_refused_before_anything_starts(args, message, 
         main(["--preset", "cartpole", *args])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("variant", ["data", "grad"])
+def test_both_variants_train_on_ray_actors(variant, cluster, tmp_path):
+    """Gradient parallelism on actors: new weights arrive on Ray's thread while the play thread
+    may be between a forward pass and its backward pass; they are loaded between micro-batches."""
+    config = get_preset("cartpole", variant=variant, max_frames=40_000, stop_score=1e9)
+    summary = train(
+        config, run_dir=tmp_path, progress=False, backend="ray", address=cluster.address
+    )
+    assert summary.stop_reason == "max_frames" and summary.error is None, summary.line()
+    # every update took a full batch: 40,000 frames make 156 updates of 256, and a few more
+    # frames than 40,000 arrive with the update that reaches it
+    assert summary.updates == summary.frames // config.batch_size >= 156
+    lags = scalars(tmp_path, "perf/policy_lag_mean")
+    assert lags and min(lags) >= 0
+
+
+@pytest.mark.timeout(600)
+def test_a_second_signal_at_any_stage_of_a_ray_runs_clean_up_still_saves_everything(
+    cluster, tmp_path
+):
+    from test_stopping import check_cleanup_signals, run_cleanup_signals
+
+    check_cleanup_signals(tmp_path, run_cleanup_signals(tmp_path, "ray", cluster.address))
+    assert wait_for(lambda: ray_workers() == [], 30), "a run left worker actors behind"

@@ -1,0 +1,99 @@
+"""Run as a script: CartPole runs whose clean-up gets real signals at each of its stages.
+
+    python tests/cleanup_signals.py OUT_DIR BACKEND [RAY_ADDRESS]
+
+For each stage of `lib.a3c.train`'s clean-up, one short run: a first SIGINT ends its training
+(sent by the callback once it has trained), and a second signal (SIGTERM and SIGINT in turn)
+arrives at the start of that stage. A last run gets a second and a third signal at the start
+of the stage that saves `last.pt`. Each run's folder is `OUT_DIR/<stage>`; one line per run on
+stdout says how it ended.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+# this very course, whatever the working folder
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lib import get_preset  # noqa: E402
+from lib.a3c import train  # noqa: E402
+from lib.pool import WorkerPool  # noqa: E402
+from lib.record import RunRecord  # noqa: E402
+from lib.stopping import ForcedExit  # noqa: E402
+
+STAGES = {
+    "stopping the workers": "request_stop",
+    "saving last.pt": "save_last",
+    "saving best.pt": "save_best",
+    "writing summary.json": "summary",
+    "closing the TensorBoard log": "close",
+    "reaping the workers": "stop",
+}
+
+
+def one_run(
+    out: Path, backend: str, address: str | None, stage: str, more: int, second: int
+) -> None:
+    """A run stopped by a first SIGINT, then `more` signals at the start of `stage`."""
+    method = STAGES[stage]
+    owner = RunRecord if hasattr(RunRecord, method) else pool_class(backend)
+    original = getattr(owner, method)
+    stopping, sent = [False], []
+
+    def hooked(self, *args):
+        if stopping[0] and not sent:  # at the stage's start, once, during the clean-up
+            for signum in (second, signal.SIGINT)[:more]:
+                sent.append(signum)
+                os.kill(os.getpid(), signum)
+        return original(self, *args)
+
+    def stop_after_training(progress):
+        if progress.updates and not stopping[0]:
+            stopping[0] = True
+            os.kill(os.getpid(), signal.SIGINT)  # the first signal: stop training
+
+    config = get_preset("cartpole", stop_score=1e9, max_frames=10**9)
+    name = stage.replace(" ", "_") + ("_third" if more == 2 else "")
+    setattr(owner, method, hooked)
+    try:
+        summary = train(
+            config,
+            run_dir=out / name,
+            progress=False,
+            backend=backend,
+            address=address,
+            callback=stop_after_training,
+            callback_seconds=0.2,
+        )
+        print(f"{name}: returned {summary.stop_reason} after {len(sent)} more", flush=True)
+    except ForcedExit:
+        print(f"{name}: forced exit after {len(sent)} more", flush=True)
+    finally:
+        setattr(owner, method, original)
+
+
+def pool_class(backend: str) -> type:
+    if backend == "ray":
+        from lib.ray_pool import RayWorkerPool
+
+        return RayWorkerPool
+    return WorkerPool
+
+
+def main(out: Path, backend: str, address: str | None) -> None:
+    if address:  # connect once: each run's pool then leaves the connection as it found it
+        import ray
+
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+    runs = [(stage, 1) for stage in STAGES] + [("saving last.pt", 2)]
+    for i, (stage, more) in enumerate(runs):
+        second = signal.SIGTERM if i % 2 else signal.SIGINT  # both kinds, in turn
+        one_run(out, backend, address, stage, more, second)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
