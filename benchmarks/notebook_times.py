@@ -47,30 +47,32 @@ def run_notebook(path: Path, timeout: int = 3600) -> float:
     return seconds
 
 
-QUICK_WORDS = "not timed in full mode; in quick mode (`A3C_QUICK=1`) "
 RUN_TIME = re.compile(
-    r"> \*\*Run time:\*\* .*? s from top to bottom on the .*?; on a GPU machine: "
-    r"(?:not measured yet|(?:" + re.escape(QUICK_WORDS) + r")?[\d.,]+ s \([^)]*\))\."
+    r"> \*\*Run time:\*\* [\d,]+ s on an? \d+-core CPU"
+    r"(?:, [\d,]+ s (?:in quick mode )?on an? [^,;.]+ GPU machine|; not yet measured on a GPU)\."
 )
-"""The measured part of a "Run time" line; what follows it on the line is the notebook's own."""
+"""The measured part of a "Run time" line; what follows it on the line is the notebook's own.
+How the times are measured is said once, in benchmarks/README.md."""
+
+
+def _a(name: str) -> str:
+    """The article for a name read aloud: "an H200", "a T4", "an 8-core"."""
+    return "an" if name[:1].upper() in "AEFHILMNORSX8" else "a"
+
+
+def _s(seconds: float) -> str:
+    return f"{max(1, round(seconds)):,} s"
 
 
 def run_time_line(stem: str, cpu: dict, gpu: dict) -> str:
     """The measured part of `stem`'s "Run time" line, from `notebook_times[_cuda].json`."""
-    m = cpu["machines"][stem]
-    line = (
-        f"> **Run time:** {cpu['seconds'][stem]:,} s from top to bottom on the "
-        f"{m['cores']}-core CPU of this project's CI machine, without a GPU (full mode, "
-        "measured with `python -m benchmarks.notebook_times`); on a GPU machine: "
-    )
-    for part, words in ((gpu, ""), (gpu.get("quick", {}), QUICK_WORDS)):
+    cores = str(cpu["machines"][stem]["cores"])
+    line = f"> **Run time:** {_s(cpu['seconds'][stem])} on {_a(cores)} {cores}-core CPU"
+    for part, words in ((gpu, ""), (gpu.get("quick", {}), "in quick mode ")):
         if stem in part.get("seconds", {}):
-            g = part["machines"][stem]
-            return (
-                line + f"{words}{part['seconds'][stem]:,} s ({g['gpu']}, {g['cores']} cores, "
-                "`bash benchmarks/gpu_notebooks.sh`)."
-            )
-    return line + "not measured yet."
+            name = part["machines"][stem]["gpu"].removeprefix("NVIDIA ")
+            return line + f", {_s(part['seconds'][stem])} {words}on {_a(name)} {name} GPU machine."
+    return line + "; not yet measured on a GPU."
 
 
 def record(result: dict, stem: str, seconds: float, m: dict, quick: bool) -> None:
