@@ -27,7 +27,7 @@ import torch
 
 from lib.agent import default_device
 from lib.checkpoint import check_compatible, load_checkpoint
-from lib.config import A3CConfig, validate
+from lib.config import A3CConfig, Layout, validate
 from lib.envs import obs_shape_and_actions
 from lib.messages import EpisodeScores, Gradients, MicroBatch, WorkerFailed
 from lib.model import make_net
@@ -231,6 +231,7 @@ def train(
     backend: str = "local",
     address: str | None = None,
     max_restarts: int = 3,
+    layout: Layout | None = None,
 ) -> Summary:
     """Train A3C (`config.variant`) until solved, `max_frames`, an interrupt or an error.
 
@@ -240,13 +241,16 @@ def train(
 
     `backend="ray"` runs the workers as Ray actors (`lib.ray_pool`): on a Ray instance of the
     run's own, or on the cluster at `address`. Ray restarts a worker that dies, up to
-    `max_restarts` times per worker; past that the run stops with `WorkerError`.
+    `max_restarts` times per worker; past that the run stops with `WorkerError`. `layout`, the
+    machine's layout that `config` was fitted to (`lib.config.fit_layout`), goes into the
+    summary.
     """
     validate(config)
     check_backend(backend, address, max_restarts)
     dev = default_device(device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     step, record = make_learner(config, run_dir, dev, resume)
+    record.layout = layout
     workers = make_pool(config, step.weights, backend, address, max_restarts)
     bar = _Bar(config, record, enabled=progress)
     stop_reason, error, summary = "running", None, None

@@ -237,12 +237,77 @@ def usable_cores() -> int:
     return cores
 
 
-def gpu_layout(cores: int | None = None) -> dict[str, int]:
-    """Workers for a GPU learner: one per core but two (the learner's process keeps those), 8
-    environments each. With `pong-fast` this layout solved Pong on a 16-core H100 machine
-    (README, "What you can expect"); pass it to `get_preset` as overrides."""
-    cores = cores or os.cpu_count() or 1
-    return {"processes": max(1, cores - 2), "envs_per_process": 8}
+@dataclass(frozen=True)
+class Layout:
+    """How a run spreads over the machine: the config fields the layout rule sets, and why."""
+
+    processes: int
+    envs_per_process: int
+    learner_threads: int
+    worker_device: str
+    cores: int
+    """CPU cores the run may use (`usable_cores`)."""
+    cuda: bool
+    reason: str
+
+    def overrides(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in LAYOUT_FIELDS}
+
+
+LAYOUT_FIELDS = ("processes", "envs_per_process", "learner_threads", "worker_device")
+"""The config fields the layout rule sets, unless the command line names them."""
+GPU_ENVS_PER_PROCESS = 8
+"""Environments per worker with a GPU learner: 14 workers x 8 solved Pong on a 16-core H100."""
+
+
+def fit_layout(config: A3CConfig, cores: int | None = None, cuda: bool = False) -> Layout:
+    """The layout for this machine: the preset's own, measured on 2 cores, scaled to `cores`
+    and to a CUDA learner for the Atari presets (CartPole keeps its own everywhere).
+
+    With CUDA the learner's work moves to the GPU, and one worker per core but two (the
+    learner's process and its pipe readers keep those) play, 8 envs each. On a CPU alone the
+    learner needs cores of its own as the workers add frames: a quarter of the cores, the rest
+    play. Up to `processes + 1` cores the preset is kept: on 2 cores its 2 workers share the
+    cores with the learner, at a lower priority.
+    """
+    cores = cores or usable_cores()
+    keep = Layout(
+        config.processes,
+        config.envs_per_process,
+        config.learner_threads,
+        config.worker_device,
+        cores,
+        cuda,
+        f"the {config.preset} preset's own layout",
+    )
+    if config.net == "mlp":
+        return keep
+    if cuda:
+        workers = max(1, cores - 2)
+        return Layout(
+            workers,
+            GPU_ENVS_PER_PROCESS,
+            0,
+            "cpu",
+            cores,
+            cuda,
+            f"a CUDA GPU learns and {cores} cores play: {workers} workers x "
+            f"{GPU_ENVS_PER_PROCESS} envs, the layout that solved Pong on a 16-core GPU machine",
+        )
+    if cores <= config.processes + 1:
+        return keep
+    threads = max(1, cores // 4)
+    workers = cores - threads
+    return Layout(
+        workers,
+        config.envs_per_process,
+        threads,
+        config.worker_device,
+        cores,
+        cuda,
+        f"{cores} CPU cores: {workers} workers x {config.envs_per_process} envs play, and the "
+        f"learner takes {threads} thread{'s' * (threads > 1)}",
+    )
 
 
 def quick_mode() -> bool:

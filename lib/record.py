@@ -9,6 +9,7 @@ updates; this only writes down what they did.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from lib.checkpoint import save_checkpoint
-from lib.config import A3CConfig
+from lib.config import A3CConfig, Layout, usable_cores
 from lib.messages import EpisodeScores
 from lib.tracking import (
     RewardTracker,
@@ -106,6 +107,8 @@ class RunRecord:
         """Seconds the learner waited for the workers since its last update."""
         self._best: dict[str, Any] | None = None
         self._best_saved_at = self.start
+        self.layout: Layout | None = None
+        """The machine's layout the config was fitted to, for the summary (None: as given)."""
 
     def _restore(self, state: dict[str, Any]) -> None:
         """Go on from a checkpoint: counters, scores and the curve's clock."""
@@ -294,6 +297,8 @@ class RunRecord:
             weights_bytes_per_update=round(self.bytes_out / done) if done else None,
             worker_nodes=None if workers is None else workers.nodes,
             worker_restarts=0 if workers is None else workers.restarts,
+            cores=usable_cores(),
+            layout=None if self.layout is None else dataclasses.asdict(self.layout),
         )
         summary.save(self.run_dir / "summary.json")
         self.writer.add_text("summary", summary.line(), self.frames)

@@ -9,7 +9,7 @@ import platform
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -119,6 +119,10 @@ class Summary:
     """Where each worker ran, "host (node id)", with the Ray backend (None: local processes)."""
     worker_restarts: int = 0
     """Workers Ray restarted after their process died (the Ray backend)."""
+    cores: int | None = None
+    """CPU cores the run could use (its affinity and CPU quota)."""
+    layout: dict[str, Any] | None = None
+    """The layout `--layout auto` fitted to the machine, and why (None: the config as given)."""
 
     def line(self) -> str:
         mean = "n/a" if self.mean_score is None else f"{self.mean_score:.2f}"
@@ -135,7 +139,8 @@ class Summary:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Summary:
-        return cls(**json.loads(Path(path).read_text()))
+        names = {f.name for f in fields(cls)}  # older summaries lack the newer fields
+        return cls(**{k: v for k, v in json.loads(Path(path).read_text()).items() if k in names})
 
 
 def finite_or_none(x: float | None) -> float | None:

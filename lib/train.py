@@ -15,6 +15,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from lib.config import (
+    LAYOUT_FIELDS,
     NETS,
     PRESETS,
     VARIANTS,
@@ -22,7 +23,9 @@ from lib.config import (
     A3CConfig,
     ConfigError,
     field_docs,
+    fit_layout,
     get_preset,
+    override,
 )
 
 ALIASES = {"envs_per_process": ("--envs",), "learning_rate": ("--lr",)}
@@ -54,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a run: its folder (goes on in the same folder) or a checkpoint file",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--layout",
+        default="auto",
+        choices=("auto", "preset"),
+        help="auto: workers, envs per worker, learner threads and worker device fitted to this "
+        "machine's cores and GPU (options you give still win); preset: the preset's own",
+    )
     p.add_argument(
         "--backend",
         default="local",
@@ -98,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def describe(config: A3CConfig) -> str:
+    """The layout fields of a config, in words."""
+    threads = config.learner_threads or "auto"
+    return (
+        f"{config.processes} workers x {config.envs_per_process} envs, learner threads "
+        f"{threads}, worker device {config.worker_device}"
+    )
+
+
 def resume_paths(resume: str, run_dir: str | None) -> tuple[Path, Path | None]:
     """`--resume` names a run folder or a checkpoint: the checkpoint, and the folder a run
     folder goes on in (None for a checkpoint file: a new folder unless --run-dir)."""
@@ -117,10 +136,18 @@ def main(argv: list[str] | None = None) -> int:
 
         config = get_preset(args.preset, **{k: getattr(args, k) for k in config_fields()})
         check_env_id(config.env_id)
-        default_device(args.device)
+        device = default_device(args.device)
         from lib.a3c import check_backend
 
         check_backend(args.backend, args.address, args.max_restarts)
+        layout = None
+        if args.layout == "auto" and args.backend == "local":
+            layout = fit_layout(config, cuda=device.type == "cuda")
+            given = {k for k in LAYOUT_FIELDS if getattr(args, k) is not None}
+            config = override(
+                config, **{k: v for k, v in layout.overrides().items() if k not in given}
+            )
+            print(f"layout: {describe(config)}: {layout.reason}", file=sys.stderr, flush=True)
     except (ConfigError, ValueError, ImportError) as exc:
         parser.error(str(exc))
 
@@ -143,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             backend=args.backend,
             address=args.address,
             max_restarts=args.max_restarts,
+            layout=layout,
         )
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -177,6 +177,21 @@ def test_cli_rejects_bad_input_before_starting(args, message):
     assert "Traceback" not in out.stderr
 
 
+def test_the_cli_fits_the_layout_to_the_machine_says_why_and_options_win(tmp_path):
+    """On one core (taskset) the pong-fast preset keeps its layout; an option given on the
+    command line wins over the rule; the summary records the layout, the reason and the cores."""
+    cmd = ["taskset", "-c", "0", sys.executable, "-m", "lib.train", "--preset", "pong-fast"]
+    cmd += ["--envs", "2", "--max-frames", "1", "--no-progress", "--run-dir", str(tmp_path)]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "layout: 2 workers x 2 envs, learner threads auto, worker device cpu: the " in out.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["cores"] == 1
+    assert (
+        summary["layout"]["cores"] == 1 and "pong-fast preset's own" in summary["layout"]["reason"]
+    )
+
+
 def test_max_seconds_bounds_the_wall_clock(tmp_path):
     config = get_preset("cartpole", processes=1, envs_per_process=2, max_frames=0, max_seconds=4)
     t0 = time.monotonic()

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from lib import CARTPOLE, PONG, ConfigError, get_preset
-from lib.config import A3CConfig, validate
+from lib.config import A3CConfig, override, validate
 
 
 def test_pong_preset_is_the_seed():
@@ -93,14 +93,40 @@ def test_a_config_shows_in_a_notebook_as_a_table_with_the_changes_from_the_seed_
     assert docs["gamma"] == "Discount factor"
 
 
-def test_gpu_layout_is_the_one_that_solved_pong_on_16_cores():
-    from lib.config import gpu_layout
+def test_the_layout_rule_keeps_the_preset_on_2_cores_and_scales_it_to_the_machine():
+    from lib.config import fit_layout
 
-    assert gpu_layout(16) == {"processes": 14, "envs_per_process": 8}  # README's H100 run
-    assert gpu_layout(2) == {"processes": 1, "envs_per_process": 8}  # a hosted GPU runtime
-    # what notebook 5 trains with CUDA: a valid config, capped at 30 minutes
-    config = get_preset("pong-fast", **gpu_layout(16), max_seconds=30 * 60)
-    assert (config.total_envs, config.worker_device, config.max_seconds) == (112, "cpu", 1800)
+    fast = get_preset("pong-fast")
+    two = fit_layout(fast, cores=2)
+    assert (two.processes, two.envs_per_process, two.learner_threads) == (2, 16, 0)  # measured
+    assert "own layout" in two.reason
+    # a CPU of 8 and 16 cores: a quarter of them for the learner, the rest play
+    eight, sixteen = fit_layout(fast, cores=8), fit_layout(fast, cores=16)
+    assert (eight.processes, eight.learner_threads) == (6, 2)
+    assert (sixteen.processes, sixteen.learner_threads, sixteen.envs_per_process) == (12, 4, 16)
+    # a CUDA learner on 16 cores: what solved Pong on the H100 machine
+    gpu = fit_layout(fast, cores=16, cuda=True)
+    assert (gpu.processes, gpu.envs_per_process, gpu.worker_device) == (14, 8, "cpu")
+    assert fit_layout(fast, cores=2, cuda=True).processes == 1  # a hosted GPU runtime
+    # CartPole keeps its own layout on any machine
+    assert fit_layout(get_preset("cartpole"), cores=16, cuda=True).processes == 2
+    # every layout makes a valid config
+    for layout in (two, eight, sixteen, gpu):
+        assert override(fast, **layout.overrides()).processes == layout.processes
+
+
+def test_usable_cores_follow_the_cpu_affinity():
+    import subprocess
+    import sys
+
+    code = "from lib.config import usable_cores; print(usable_cores())"
+    out = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "1"
 
 
 def test_changed_shows_only_the_fields_that_differ_from_the_preset():
