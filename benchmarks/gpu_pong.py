@@ -1,20 +1,20 @@
-"""The CUDA path, proved in one call of under 9 minutes on one GPU machine.
+"""A GPU machine in one call of under 10 minutes: layouts probed, then `make train` on Pong.
 
     bash benchmarks/gpu_pong.sh                       # on the GPU machine (installs wheels)
-    python -m benchmarks.gpu_pong --device cpu --probe-seconds 5 --train-seconds 10 \\
-        --processes 1 --envs 2 --name gpu_pong_cpu_check     # a rehearsal on any machine
+    python -m benchmarks.gpu_pong --device cpu --probe-seconds 15 --deadline-seconds 150 \\
+        --name gpu_pong_rehearsal                     # a rehearsal on any machine
 
 1. prints the GPU and the CPU it found;
-2. probes where the workers should run the network: A3C Pong for `--probe-seconds` with
-   `worker_device="learner"` (inference on the GPU) and with `"cpu"` (on the workers' cores),
-   and keeps the faster (frames/s, steady state);
-   then, with `--variants data grad` (the default), gradient-parallel A3C with that placement
-   for as long, to compare the two designs' frames/s on the same machine;
-3. trains Pong (data parallelism) with that placement and a layout for the machine's cores
-   until the mean of the last 100 scores reaches the preset's bound or `--train-seconds` have
-   passed;
-4. writes `benchmarks/results/<name>.json` (machine, probe, summary, learning curve), which
-   notebook 6 reads, and leaves the run folder (TensorBoard, checkpoints) under runs/.
+2. probes A3C Pong (`pong-fast`) for `--probe-seconds` each, steady frames/s:
+   - with the GPU learner and `lib.config.fit_layout`'s layout for this machine, its workers
+     playing with gymnasium's wrappers and with ale-py's C++ vector env;
+   - on the CPU alone (`--device cpu`), restricted to `--cpu-cores` cores by CPU affinity (what
+     `taskset` does), with the layout rule's layout and with one learner thread fewer or more:
+     students' machines have such CPUs and no GPU;
+3. trains Pong as `make train` does (`python -m lib.train --preset pong-fast`: the layout
+   rule, the GPU learner), with the faster env pipeline of step 2, until solved or the deadline;
+4. writes `benchmarks/results/<name>.json` (machine, probes, summary, learning curve), and
+   leaves the run folder (TensorBoard, checkpoints) under runs/.
 """
 
 from __future__ import annotations
@@ -22,45 +22,79 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from benchmarks.common import machine, machine_line, save, table, train_in_tmp
-from lib import get_preset
-from lib.a3c import train
-from lib.config import gpu_layout, override
+from lib.config import fit_layout, get_preset, override, usable_cores
+from lib.tracking import Summary
 
 
-def layout(cores: int, processes: int | None, envs: int | None) -> tuple[int, int]:
-    """Workers and envs each: `lib.config.gpu_layout` unless given."""
-    default = gpu_layout(cores)
-    return processes or default["processes"], envs or default["envs_per_process"]
+def probe(config: Any, device: str, label: str, cores: set[int] | None = None) -> dict:
+    """A3C for `config.max_seconds` on `device` (and only `cores`, if given): its frames/s."""
+    row: dict = {"probe": label, "device": device, "processes": config.processes}
+    row |= {"envs": config.envs_per_process, "learner_threads": config.learner_threads}
+    row |= {"vector_env": config.vector_env}
+    saved = os.sched_getaffinity(0)
+    try:
+        if cores:
+            os.sched_setaffinity(0, cores)  # the workers inherit it, as under taskset
+        scalars: dict = {"perf/wait_s": None}
+        s = train_in_tmp(config, device=device, scalars=scalars)
+        waits = scalars["perf/wait_s"][1] if scalars.get("perf/wait_s") else []
+        row |= {"frames": s.frames, "steady_fps": s.steady_fps, "startup_s": s.startup_seconds}
+        # the median of the logged points: the first one also holds the start-up's wait
+        row["learner_wait_s"] = round(float(np.median(waits)), 4) if len(waits) else None
+    except Exception as e:  # one probe failing must not cost the others, or the run
+        traceback.print_exc()
+        row["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        os.sched_setaffinity(0, saved)
+    print(table([row], list(row)), flush=True)
+    return row
+
+
+def cpu_probes(base: Any, cores: int) -> list[dict]:
+    """On `cores` CPU cores alone: the layout rule's layout, then one learner thread more if
+    the learner never waited for the workers (it is the bottleneck), else one worker more."""
+    rule = override(base, **fit_layout(base, cores=cores, cuda=False).overrides())
+    first = probe(rule, "cpu", f"cpu {cores} cores, rule", set(range(cores)))
+    if "error" in first:
+        return [first]
+    waiting = (first["learner_wait_s"] or 0.0) * first["steady_fps"] / rule.batch_size
+    first["learner_waiting_share"] = round(waiting, 3)
+    threads = rule.learner_threads + (-1 if waiting > 0.3 else 1)
+    if not 1 <= threads < cores:
+        return [first]
+    other = override(rule, learner_threads=threads, processes=cores - threads)
+    return [first, probe(other, "cpu", f"cpu {cores} cores, learner {threads}", set(range(cores)))]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_pong", description=__doc__)
     p.add_argument("--device", default="cuda", help="cuda (the point), or cpu for a rehearsal")
     p.add_argument("--preset", default="pong-fast")
-    p.add_argument("--probe-seconds", type=float, default=30.0, help="per worker placement")
-    p.add_argument("--train-seconds", type=float, default=420.0)
+    p.add_argument("--probe-seconds", type=float, default=20.0, help="per probe")
+    p.add_argument("--cpu-cores", type=int, nargs="*", default=[16, 8], help="CPU-only probes")
     p.add_argument(
         "--deadline-seconds",
         type=float,
-        default=540.0,
+        default=560.0,
         help="the whole script's budget: training is cut short to end inside it",
     )
     p.add_argument(
-        "--variants",
-        nargs="+",
-        choices=("data", "grad"),
-        default=["data", "grad"],
-        help="A3C variants to probe (training uses data)",
+        "--train",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the probes, train Pong with `make train`'s layout until the deadline",
     )
-    p.add_argument("--processes", type=int, help="workers (default: cores - 2)")
-    p.add_argument("--envs", type=int, help="envs per worker (default: 8)")
     p.add_argument("--name", default="gpu_pong", help="results file name, no .json")
     p.add_argument("--run-dir", default="runs/gpu_pong")
     args = p.parse_args(argv)
@@ -68,55 +102,40 @@ def main(argv: list[str] | None = None) -> int:
         p.error("no CUDA device here; rehearse with --device cpu")
 
     began = time.monotonic()
-    m = {**machine(), "device": args.device}
+    m = {**machine(), "device": args.device, "usable_cores": usable_cores()}
     print(f"machine: {machine_line(m)}", flush=True)
-    processes, envs = layout(os.cpu_count() or 1, args.processes, args.envs)
-    base = get_preset(args.preset, processes=processes, envs_per_process=envs)  # checked now
-    print(f"layout: {processes} workers x {envs} envs, preset {args.preset}", flush=True)
+    base = override(get_preset(args.preset), max_seconds=args.probe_seconds, stop_score=1e9)
+    gpu = override(base, **fit_layout(base, cuda=args.device == "cuda").overrides())
+    probes = [
+        probe(override(gpu, vector_env=vec), args.device, f"{args.device} learner, vector {vec}")
+        for vec in (False, True)
+    ]
+    fast = [r for r in probes if "error" not in r]
+    vector = max(fast, key=lambda r: r["steady_fps"])["vector_env"] if fast else False
+    print(f"faster env pipeline with the {args.device} learner: vector_env={vector}", flush=True)
+    for cores in args.cpu_cores:
+        if cores > len(os.sched_getaffinity(0)):
+            continue
+        probes += cpu_probes(override(base, vector_env=vector), cores)
 
-    def measure(placement: str, variant: str) -> dict:
-        config = override(
-            base,
-            worker_device=placement,
-            variant=variant,
-            max_seconds=args.probe_seconds,
-            stop_score=1e9,
-        )
-        row: dict = {"variant": variant, "worker_device": placement}
-        try:
-            s = train_in_tmp(config, device=args.device)
-        except Exception as e:  # one probe failing must not cost the others, or the run
-            traceback.print_exc()
-            return {**row, "error": f"{type(e).__name__}: {e}"}
-        row |= {"frames": s.frames, "steady_fps": s.steady_fps, "startup_s": s.startup_seconds}
-        print(table([row], list(row)), flush=True)
-        return row
-
-    probe = [measure(placement, "data") for placement in ("learner", "cpu")]
-    measured = [r for r in probe if "error" not in r]
-    if not measured:
-        print("both worker placements failed; see the tracebacks above", flush=True)
-        return 1
-    best = max(measured, key=lambda r: r["steady_fps"])["worker_device"]
-    print(f"faster placement: worker_device={best!r}", flush=True)
-    if "grad" in args.variants:
-        probe.append(measure(best, "grad"))
-    # leave time for the workers' start and the last checkpoint inside the deadline
-    left = args.deadline_seconds - (time.monotonic() - began) - 30.0
-    train_seconds = max(10.0, min(args.train_seconds, left))
-
-    config = override(base, worker_device=best, max_seconds=train_seconds, checkpoint_minutes=2.0)
+    result = {"machine": m, "probes": probes}
+    if not args.train:
+        print(f"wrote {save(args.name, result)}")
+        return 0
+    # `make train`, cut short to end inside the deadline (the workers' start, the last save)
+    left = args.deadline_seconds - (time.monotonic() - began) - 25.0
+    cmd = [sys.executable, "-m", "lib.train", "--preset", args.preset, "--device", args.device]
+    cmd += ["--max-seconds", f"{max(10.0, left):.0f}", "--checkpoint-minutes", "2"]
+    cmd += ["--vector-env" if vector else "--no-vector-env", "--run-dir", args.run_dir]
+    print("$ " + " ".join(cmd), flush=True)
     start = time.monotonic()
-    summary = train(config, run_dir=args.run_dir, device=args.device, progress=True)
-    print(summary.line(), flush=True)
+    subprocess.run(cmd, check=False)
+    summary = Summary.load(Path(args.run_dir) / "summary.json")
     curve = json.loads((Path(args.run_dir) / "curve.json").read_text())
-    result = {
-        "machine": m,
-        "layout": {"processes": processes, "envs_per_process": envs},
-        "probe": probe,
-        "worker_device": best,
+    result |= {
+        "command": " ".join(cmd[1:]),
         "summary": {**summary.__dict__, "seconds_with_cleanup": time.monotonic() - start},
-        "config": config.to_dict(),
+        "config": curve["config"],
         "points": curve["points"],
     }
     print(f"wrote {save(args.name, result)}")

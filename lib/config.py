@@ -83,6 +83,9 @@ class A3CConfig:
     """How the work is split: "data" (workers send experience, the learner computes every
     gradient: the seed's design) or "grad" (workers compute gradients on their own
     micro-batches and send those; the learner only averages them and steps Adam)."""
+    vector_env: bool = False
+    """Atari workers play with ale-py's AtariVectorEnv (the same preprocessing in C++) instead
+    of `make_env`'s gymnasium wrappers (`lib.envs.make_vector_env`)."""
     worker_device: str = "cpu"
     """Where the workers run their forward passes: "cpu" (on their own cores, with a shared CPU
     copy of the weights refreshed after every update) or "learner" (on the learner's device,

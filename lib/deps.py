@@ -72,15 +72,29 @@ def _release(version: str) -> tuple[int, ...]:
 
 
 def in_range(version: str, requirement: str) -> bool:
-    """Whether `version` ("0.29.1", "2.13.0+cpu") meets the >=, <=, <, > and == clauses of
-    `requirement` ("gymnasium>=1.0.0,<2"), by release numbers (the standard library has no
-    version parser)."""
+    """Whether `version` ("0.29.1", "2.13.0+cpu") meets `requirement`'s specifiers
+    ("gymnasium>=1.0.0,<2"): by `packaging` where it is installed, else by release numbers
+    for the operators >=, <=, <, >, ==, != and ~=."""
+    try:
+        from packaging.requirements import Requirement
+        from packaging.version import InvalidVersion, Version
+    except ImportError:
+        return _in_range_by_release(version, requirement)
+    try:
+        return Requirement(requirement).specifier.contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return _in_range_by_release(version, requirement)
+
+
+def _in_range_by_release(version: str, requirement: str) -> bool:
     have = _release(version)
-    for op, bound in re.findall(r"(>=|<=|==|<|>)\s*([\w.]+)", requirement):
+    for op, bound in re.findall(r"(>=|<=|==|!=|~=|<|>)\s*([\w.]+)", requirement):
         want = _release(bound)
         width = max(len(have), len(want))
         a, b = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
-        if not {">=": a >= b, "<=": a <= b, "==": a == b, "<": a < b, ">": a > b}[op]:
+        compatible = a >= b and a[: len(want) - 1] == b[: len(want) - 1]  # ~=: same prefix
+        ok = {">=": a >= b, "<=": a <= b, "==": a == b, "!=": a != b, "<": a < b, ">": a > b}
+        if not (compatible if op == "~=" else ok[op]):
             return False
     return True
 

@@ -13,7 +13,6 @@ game score of the whole game, while the agent learns from the clipped reward.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Any
 
@@ -56,7 +55,8 @@ class FireResetEnv(gym.Wrapper):
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise a ValueError listing the closest registered ids when `env_id` is unknown.
+    """Raise a ValueError when `env_id` is not registered, in gymnasium's own words (which
+    suggest the closest name or versions).
 
     Like `gym.make`, a "module:EnvName-v0" id imports the module that registers the env.
     """
@@ -66,14 +66,13 @@ def check_env_id(env_id: str) -> None:
             importlib.import_module(module)
         except ImportError as exc:
             raise ValueError(f"cannot import {module!r} to register {env_id!r}: {exc}") from exc
-    if env_id in gym.registry:
-        return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=5, cutoff=0.5)
-    hint = f" Close matches: {', '.join(close)}." if close else ""
-    raise ValueError(
-        f"unknown environment id {env_id!r}.{hint} Atari ids look like "
-        f"'PongNoFrameskip-v4' or 'ALE/Pong-v5'; see gymnasium.pprint_registry()."
-    )
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as exc:
+        raise ValueError(
+            f"unknown environment id {env_id!r}: {exc} Atari ids look like "
+            "'PongNoFrameskip-v4' or 'ALE/Pong-v5'; see gymnasium.pprint_registry()."
+        ) from None
 
 
 def is_atari(env_id: str) -> bool:
@@ -89,12 +88,16 @@ def make_env(
     clip_rewards: bool = True,
     noop_max: int = 30,
     render_mode: str | None = None,
+    fire_reset: bool = True,
+    stack_padding: str = "reset",
 ) -> gym.Env:
     """Build one environment.
 
     Atari ids give `uint8` observations of shape (4, 84, 84): the last four 84x84 grayscale
     frames, oldest first. Other ids (CartPole-v1) are returned as gymnasium makes them. Either
     way `info["episode"]["r"]` at the end of an episode holds its real, unclipped score.
+    `fire_reset=False` leaves out `FireResetEnv`, and `stack_padding="zero"` starts an episode's
+    stack with blank frames instead of copies of the first: `make_vector_env`'s conventions.
     """
     check_env_id(env_id)
     kwargs: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
@@ -112,9 +115,9 @@ def make_env(
             grayscale_obs=True,
             scale_obs=False,
         )
-        if "FIRE" in env.unwrapped.get_action_meanings()[1:2]:
+        if fire_reset and "FIRE" in env.unwrapped.get_action_meanings()[1:2]:
             env = FireResetEnv(env)
-        env = FrameStackObservation(env, FRAME_STACK)
+        env = FrameStackObservation(env, FRAME_STACK, padding_type=stack_padding)
         env = RecordEpisodeStatistics(env)
         if clip_rewards:
             env = ClipReward(env, -1.0, 1.0)
@@ -122,6 +125,46 @@ def make_env(
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
+
+
+def make_vector_env(
+    env_id: str,
+    n_envs: int,
+    seed: int | None = None,
+    noop_max: int = 30,
+    fire_reset: bool = True,
+    threads: int = 1,
+) -> gym.vector.VectorEnv:
+    """`n_envs` Atari games stepped together in C++ by ale-py's `AtariVectorEnv`.
+
+    The same preprocessing as `make_env` (frame skip 4 with the max of the last two frames,
+    84x84 grayscale by area, four stacked frames, no-op starts), done by a thread pool of
+    `threads` instead of Python wrappers. Two conventions differ: an episode's stack starts with
+    blank frames, and FIRE is pressed once on reset where the game has it (`make_env` presses
+    FIRE then RIGHT). Rewards are the game's own (`lib.experience` clips them), and a finished
+    game restarts in the same step, its last observation in `info["final_obs"]`.
+    """
+    from ale_py.vector_env import AtariVectorEnv
+
+    if not is_atari(env_id):
+        raise ValueError(f"{env_id!r} is not an Atari game: the vector env plays only those")
+    spec = gym.spec(env_id.split(":")[-1])
+    game = spec.kwargs["game"]
+    meanings = gym.make(env_id).unwrapped.get_action_meanings()
+    envs = AtariVectorEnv(
+        game,
+        n_envs,
+        num_threads=threads,
+        repeat_action_probability=spec.kwargs.get("repeat_action_probability", 0.25),
+        max_num_frames_per_episode=spec.kwargs.get("max_num_frames_per_episode", 108_000),
+        noop_max=noop_max,
+        use_fire_reset=fire_reset and meanings[1:2] == ["FIRE"],
+        reward_clipping=False,
+        autoreset_mode="SameStep",
+    )
+    if seed is not None:
+        envs.reset(seed=seed)
+    return envs
 
 
 def obs_shape_and_actions(env_id: str) -> tuple[tuple[int, ...], int]:

@@ -16,13 +16,14 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import torch
 from torch import nn
 
 from lib.a2c import Batch, a2c_gradients, unpack_batch
 from lib.agent import PolicyAgent
 from lib.config import A3CConfig
-from lib.envs import make_env
+from lib.envs import is_atari, make_env, make_vector_env
 from lib.experience import ExperienceSourceFirstLast
 from lib.messages import EpisodeScores, Gradients, MicroBatch, TrainingMessage, WorkerFailed
 from lib.pool import Sender, Stopped
@@ -115,6 +116,14 @@ def gradient_message(
     )
 
 
+def worker_envs(config: A3CConfig, seed: int) -> list[gym.Env] | gym.vector.VectorEnv:
+    """The `envs_per_process` envs a worker plays: gymnasium's wrappers one after another, or
+    ale-py's vector env (`config.vector_env`, Atari only)."""
+    if config.vector_env and is_atari(config.env_id):
+        return make_vector_env(config.env_id, config.envs_per_process, seed=seed)
+    return [make_env(config.env_id, seed=seed + i) for i in range(config.envs_per_process)]
+
+
 def prepare_worker(config: A3CConfig, worker_id: int) -> None:
     """What a worker process sets up before it plays: one torch thread and a lower priority
     (and, in the main thread, no Ctrl+C: the process group gets it, only the learner decides
@@ -178,9 +187,8 @@ def play(
     seed = worker_seed(config, worker_id)
     torch.manual_seed(seed)
     try:
-        envs = [make_env(config.env_id, seed=seed + i) for i in range(config.envs_per_process)]
         exp_source = ExperienceSourceFirstLast(
-            envs,
+            worker_envs(config, seed),
             PolicyAgent(net, device),
             gamma=config.gamma,
             steps_count=config.reward_steps,

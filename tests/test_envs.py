@@ -105,3 +105,55 @@ def test_unknown_env_id_lists_close_names():
     with pytest.raises(ValueError, match="PongNoFrameskip-v4") as err:
         make_env("PongNoFramskip-v4")
     assert "unknown environment id" in str(err.value)
+
+
+def test_the_vector_env_sees_what_make_env_sees_on_the_same_seed():
+    """ale-py's C++ pipeline and the gymnasium wrappers, with the vector env's two conventions
+    (no FIRE on reset, an episode's stack starting blank): the same observation at every step
+    of a whole game of Pong, its last one included, and the same real score."""
+    import numpy as np
+
+    from lib.envs import make_vector_env
+
+    env = make_env(
+        "PongNoFrameskip-v4", noop_max=0, clip_rewards=False, fire_reset=False, stack_padding="zero"
+    )
+    vec = make_vector_env("PongNoFrameskip-v4", 1, noop_max=0, fire_reset=False)
+    obs, _ = env.reset(seed=3)
+    vec_obs, _ = vec.reset(seed=3)
+    np.testing.assert_array_equal(obs, vec_obs[0])
+    rng = np.random.default_rng(0)
+    steps, score = 0, 0.0
+    while True:
+        action = int(rng.integers(0, 6))
+        obs, reward, terminated, truncated, info = env.step(action)
+        vec_obs, vec_reward, vec_terminated, _, vec_info = vec.step(np.array([action]))
+        steps, score = steps + 1, score + float(vec_reward[0])
+        assert reward == vec_reward[0] and terminated == vec_terminated[0], steps
+        if terminated or truncated:
+            np.testing.assert_array_equal(obs, vec_info["final_obs"][0])  # the game's last frame
+            break
+        np.testing.assert_array_equal(obs, vec_obs[0], err_msg=f"step {steps}")
+    assert steps > 700 and score == info["episode"]["r"]  # a whole game, its real score
+    vec.close()
+
+
+def test_a_vector_env_worker_sends_the_real_score_and_clipped_rewards():
+    """The experience source over a vector env: rewards clipped for learning, the score of a
+    finished game the real one (Pong: -21 to 21), windows as with gymnasium's envs."""
+    import numpy as np
+
+    from lib import ExperienceSourceFirstLast, RandomAgent
+    from lib.envs import make_vector_env
+
+    vec = make_vector_env("PongNoFrameskip-v4", 2, seed=1)
+    source = ExperienceSourceFirstLast(vec, RandomAgent(6, seed=0), gamma=0.99, steps_count=4)
+    scores = []
+    for exp in source:
+        assert exp.state.shape == (4, 84, 84) and exp.state.dtype == np.uint8
+        assert -4.0 <= exp.reward <= 4.0  # four clipped rewards at most
+        scores += source.pop_total_rewards()
+        if scores:
+            break
+    assert -21 <= scores[0] <= 21 and scores[0] == int(scores[0])
+    vec.close()

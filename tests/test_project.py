@@ -194,14 +194,23 @@ def test_gpu_wheels_are_the_locked_versions():
     assert not {"numpy", "matplotlib", "pillow", "torch"} & set(wanted)
 
 
-def test_version_ranges_are_read_by_release_numbers():
-    from lib.deps import in_range
+@pytest.mark.parametrize("how", ["packaging", "by release numbers"])
+def test_version_ranges_are_read_by_release_numbers(how):
+    """With `packaging` (where it is installed) and without it, every operator a requirement
+    may use: >=, <, ~= (compatible release) and != as well."""
+    from lib.deps import _in_range_by_release
+    from lib.deps import in_range as with_packaging
 
+    in_range = with_packaging if how == "packaging" else _in_range_by_release
     assert in_range("1.2.2", "gymnasium>=1.0.0,<2")
     assert not in_range("0.29.1", "gymnasium>=1.0.0,<2")  # the API before 1.0
     assert not in_range("2.0", "gymnasium>=1.0.0,<2")
     assert in_range("2.13.0+cpu", "torch>=2.13")  # a local build label is not a version part
     assert in_range("0.9.0", "ale-py>=0.9.0") and not in_range("0.8.1", "ale-py>=0.9.0")
+    assert in_range("1.4.2", "x~=1.4") and in_range("1.9", "x~=1.4")
+    assert not in_range("2.0", "x~=1.4") and not in_range("1.3", "x~=1.4")
+    assert in_range("1.4.5", "x~=1.4.2") and not in_range("1.5.0", "x~=1.4.2")
+    assert not in_range("1.2.0", "x!=1.2.0") and in_range("1.2.1", "x>=1,!=1.2.0")
 
 
 @pytest.mark.slow
