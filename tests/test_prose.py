@@ -45,10 +45,14 @@ WORKED_BY_HAND = {
     | {
         "0.97": "gamma ** 3 for gamma = 0.99, rounded",
         "0.98": "gamma ** 2 for gamma = 0.99, rounded",
-        "0.03": "1 - 0.97",
-        "108,000": "1,000 frames/s x 108 s, an example",
+        "0.03": "the untrained bootstrap, -0.0299 printed, rounded",
+        "108,000": "ale-py's max_num_frames_per_episode, gym.spec('PongNoFrameskip-v4').kwargs",
     },
-    "04_a2c_loss": {"0.97": "gamma ** 3 for gamma = 0.99", "0.98": "gamma ** 2"},
+    "04_a2c_loss": {
+        "0.97": "gamma ** 3 for gamma = 0.99",
+        "0.98": "gamma ** 2",
+        "300,000": "exercise 3's own frame budget, set in its code",
+    },
     "05_a3c_data_parallel": {
         "1.79": "ln 6 nats, the entropy of a uniform choice among Pong's 6 actions",
         "20,000": "the exercises' own max_frames in quick mode, set in their code",
@@ -62,10 +66,6 @@ WORKED_BY_HAND = {
         "100,000": "the frame count at which the live run kills a worker (KILL_AT, in its code)",
         "5,000": "KILL_AT in quick mode, in the same code",
         "40,000": "quick mode's max_frames, set in the live section's code",
-    },
-    "06_results": {
-        "0.86": "32 x 4 x 84 x 84 bytes in MiB, the micro-batch's size, worked in the sentence",
-        "2.7": "16 x 173 MiB in GiB, worked in the sentence",
     },
 }
 """Figures derived in the prose itself, by notebook: each with where it comes from."""
