@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the whole script's budget: training is cut short to end inside it",
     )
     p.add_argument(
+        "--processes", type=int, help="workers with the GPU learner (a rehearsal's size)"
+    )
+    p.add_argument("--envs", type=int, help="envs per worker with the GPU learner (likewise)")
+    p.add_argument(
         "--train",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine_line(m)}", flush=True)
     base = override(get_preset(args.preset), max_seconds=args.probe_seconds, stop_score=1e9)
     gpu = override(base, **fit_layout(base, cuda=args.device == "cuda").overrides())
+    gpu = override(gpu, processes=args.processes, envs_per_process=args.envs)
     probes = [
         probe(override(gpu, vector_env=vec), args.device, f"{args.device} learner, vector {vec}")
         for vec in (False, True)
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [sys.executable, "-m", "lib.train", "--preset", args.preset, "--device", args.device]
     cmd += ["--max-seconds", f"{max(10.0, left):.0f}", "--checkpoint-minutes", "2"]
     cmd += ["--vector-env" if vector else "--no-vector-env", "--run-dir", args.run_dir]
+    for option, value in (("--processes", args.processes), ("--envs", args.envs)):
+        cmd += [option, str(value)] if value else []
     print("$ " + " ".join(cmd), flush=True)
     start = time.monotonic()
     subprocess.run(cmd, check=False)

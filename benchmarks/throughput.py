@@ -37,7 +37,7 @@ from benchmarks.common import machine, machine_line, median, save, table, train_
 from lib import RandomAgent, default_device, get_preset, make_env, make_net
 from lib.a2c import Batch, a2c_update
 from lib.config import A3CConfig
-from lib.envs import obs_shape_and_actions
+from lib.envs import is_atari, obs_shape_and_actions
 from lib.sync_a2c import train_a2c
 
 
@@ -63,7 +63,7 @@ def _inference_worker(config: A3CConfig, seconds: float, device: str, out) -> No
     torch.set_num_threads(1)
     shape, n_actions = obs_shape_and_actions(config.env_id)
     net = make_net(config, shape, n_actions).to(device)
-    dtype = np.uint8 if config.net == "atari" else np.float32
+    dtype = np.uint8 if is_atari(config.env_id) else np.float32  # what the env gives
     x = np.zeros((config.envs_per_process, *shape), dtype=dtype)
     with torch.no_grad():
         net(torch.as_tensor(x, device=device))  # warm-up (CUDA context, kernels)
@@ -110,7 +110,7 @@ def learner_ceiling(
         shape, n_actions = obs_shape_and_actions(config.env_id)
         net = make_net(config, shape, n_actions).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate, eps=config.adam_eps)
-        dtype = torch.uint8 if config.net == "atari" else torch.float32
+        dtype = torch.uint8 if is_atari(config.env_id) else torch.float32
         # built on the CPU and moved per update, as the learner's batches are
         batch = Batch(
             torch.zeros((config.batch_size, *shape), dtype=dtype),
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
         {
             "what": labels[k],
             "frames/s (median)": med[k],
-            "emulator frames/s": 4 * med[k] if config.net == "atari" else "",
+            "emulator frames/s": 4 * med[k] if is_atari(config.env_id) else "",
             "runs": ", ".join(f"{v:.0f}" for v in runs[k]),
             "KB piped per update": round(median(piped[k]) / 1024, 1) if k in piped else "",
             "KB of weights per update": (

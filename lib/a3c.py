@@ -32,7 +32,7 @@ from lib.envs import obs_shape_and_actions
 from lib.messages import EpisodeScores, Gradients, MicroBatch, WorkerFailed
 from lib.model import make_net
 from lib.pool import Pool, WorkerError, WorkerPool
-from lib.record import Progress, RunRecord
+from lib.record import Progress, RunRecord, write_summary
 from lib.stopping import Cleanup, StopRequest, TrainingTerminated
 from lib.tracking import RewardTracker, Summary
 from lib.update import UpdateStep, WorkerWeights
@@ -270,9 +270,9 @@ def train(
         finally:
             end = time.monotonic()  # the run's clock stops here; clean-up is not training time
 
-            def write_summary() -> None:
+            def summarize() -> None:
                 nonlocal summary
-                summary = record.summary(stop_reason, error, end, workers)
+                summary = write_summary(record, stop_reason, error, end, workers)
 
             try:
                 Cleanup(stop).run(
@@ -280,7 +280,7 @@ def train(
                         ("stopping the workers", workers.request_stop),
                         ("saving last.pt", record.save_last),
                         ("saving best.pt", record.save_best),
-                        ("writing summary.json", write_summary),
+                        ("writing summary.json", summarize),
                         ("closing the TensorBoard log", record.close),
                         ("reaping the workers", workers.stop),
                     ]

@@ -81,6 +81,27 @@ def weights_bytes(net: nn.Module) -> bytes:
     )
 
 
+def connect(address: str | None, processes: int) -> None:
+    """Join the Ray cluster at `address`, or start a Ray instance of the run's own (with at
+    least `processes` CPUs, a small object store, no dashboard); keep this process's SIGTERM
+    handler, which `ray.init` replaces."""
+    import ray
+
+    sigterm = signal.getsignal(signal.SIGTERM)
+    options: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": "WARNING",
+        "configure_logging": True,
+    }
+    if address:
+        ray.init(address=address, **options)
+    else:
+        cpus = max(os.cpu_count() or 1, processes)
+        ray.init(address="local", num_cpus=cpus, object_store_memory=OBJECT_STORE_BYTES, **options)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, sigterm)
+
+
 class Outbox:
     """The actor's side of `lib.pool.Sender`: a bounded queue the play thread fills and `next`
     empties, so an actor runs at most `maxsize` messages ahead of the learner."""
@@ -234,25 +255,8 @@ class RayWorkerPool:
         import ray
 
         if not ray.is_initialized():
-            sigterm = signal.getsignal(signal.SIGTERM)
-            options: dict[str, Any] = {
-                "include_dashboard": False,
-                "logging_level": "WARNING",
-                "configure_logging": True,
-            }
-            if self.address:
-                ray.init(address=self.address, **options)
-            else:
-                cpus = max(os.cpu_count() or 1, self.config.processes)
-                ray.init(
-                    address="local",
-                    num_cpus=cpus,
-                    object_store_memory=OBJECT_STORE_BYTES,
-                    **options,
-                )
+            connect(self.address, self.config.processes)
             self._connected = True
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, sigterm)  # ray.init installs its own
         free = ray.cluster_resources().get("CPU", 0)
         if free < self.config.processes:
             raise WorkerError(

@@ -243,27 +243,13 @@ class RunRecord:
             }
         return data
 
-    def curve(self) -> dict[str, Any]:
-        """The learning curve so far, with its settings and machine: `curve.json`'s content."""
-        return {
-            "preset": self.config.preset,
-            "env_id": self.config.env_id,
-            "config": self.config.to_dict(),
-            "machine": {**machine_info(), "device": str(self.device)},
-            "frames": self.frames,
-            "seconds": round(self.run_seconds(), 1),
-            "points": learning_curve(
-                self.scores, self.score_frames, self.score_seconds, self.config.score_window
-            ),
-        }
-
     def save_last(self) -> None:
         """Write `last.pt` and `curve.json`, unless the weights are no longer finite (keep the
         good checkpoint)."""
         state = self.checkpoint_state()
         if all(torch.isfinite(v).all() for v in state["model"].values()):
             save_checkpoint(self.ckpt_dir / "last.pt", state)
-            write_json_atomic(self.run_dir / "curve.json", self.curve())
+            write_json_atomic(self.run_dir / "curve.json", curve(self))
 
     def save_best(self) -> None:
         """Write `best.pt` from the snapshot taken when the mean score was highest."""
@@ -271,40 +257,58 @@ class RunRecord:
             save_checkpoint(self.ckpt_dir / "best.pt", self._best)
             self._best, self._best_saved_at = None, time.monotonic()
 
-    def summary(
-        self, stop_reason: str, error: str | None, end: float, workers: Any = None
-    ) -> Summary:
-        """The run's `Summary`, written to `summary.json` and TensorBoard."""
-        first = self.first_update[0] if self.first_update else end
-        done = self.updates - self.updates_at_start
-        summary = Summary(
-            preset=self.config.preset,
-            env_id=self.config.env_id,
-            solved=stop_reason == "solved",
-            stop_reason=stop_reason,
-            frames=self.frames,
-            updates=self.updates,
-            episodes=self.tracker.episodes,
-            wall_seconds=round(self.run_seconds(end), 3),
-            startup_seconds=round(first - self.start, 3),
-            steady_fps=round(self.steady_fps(end), 1),
-            mean_score=finite_or_none(self.tracker.mean),
-            best_mean_score=finite_or_none(self.tracker.best_mean),
-            device=str(self.device),
-            run_dir=str(self.run_dir),
-            error=error,
-            bytes_per_update=round(self.bytes_in / done) if done else None,
-            weights_bytes_per_update=round(self.bytes_out / done) if done else None,
-            worker_nodes=None if workers is None else workers.nodes,
-            worker_restarts=0 if workers is None else workers.restarts,
-            cores=usable_cores(),
-            layout=None if self.layout is None else dataclasses.asdict(self.layout),
-        )
-        summary.save(self.run_dir / "summary.json")
-        self.writer.add_text("summary", summary.line(), self.frames)
-        return summary
-
     def close(self) -> None:
         """Write what TensorBoard still holds and close its file."""
         self.tb.flush(self.frames)
         self.writer.close()
+
+
+def curve(record: RunRecord) -> dict[str, Any]:
+    """The learning curve so far, with its settings and machine: `curve.json`'s content."""
+    config = record.config
+    return {
+        "preset": config.preset,
+        "env_id": config.env_id,
+        "config": config.to_dict(),
+        "machine": {**machine_info(), "device": str(record.device)},
+        "frames": record.frames,
+        "seconds": round(record.run_seconds(), 1),
+        "points": learning_curve(
+            record.scores, record.score_frames, record.score_seconds, config.score_window
+        ),
+    }
+
+
+def write_summary(
+    record: RunRecord, stop_reason: str, error: str | None, end: float, workers: Any = None
+) -> Summary:
+    """The run's `Summary` (`workers`: its `lib.pool.Pool`, if any), written to
+    `summary.json` and TensorBoard."""
+    first = record.first_update[0] if record.first_update else end
+    done = record.updates - record.updates_at_start
+    summary = Summary(
+        preset=record.config.preset,
+        env_id=record.config.env_id,
+        solved=stop_reason == "solved",
+        stop_reason=stop_reason,
+        frames=record.frames,
+        updates=record.updates,
+        episodes=record.tracker.episodes,
+        wall_seconds=round(record.run_seconds(end), 3),
+        startup_seconds=round(first - record.start, 3),
+        steady_fps=round(record.steady_fps(end), 1),
+        mean_score=finite_or_none(record.tracker.mean),
+        best_mean_score=finite_or_none(record.tracker.best_mean),
+        device=str(record.device),
+        run_dir=str(record.run_dir),
+        error=error,
+        bytes_per_update=round(record.bytes_in / done) if done else None,
+        weights_bytes_per_update=round(record.bytes_out / done) if done else None,
+        worker_nodes=None if workers is None else workers.nodes,
+        worker_restarts=0 if workers is None else workers.restarts,
+        cores=usable_cores(),
+        layout=None if record.layout is None else dataclasses.asdict(record.layout),
+    )
+    summary.save(record.run_dir / "summary.json")
+    record.writer.add_text("summary", summary.line(), record.frames)
+    return summary

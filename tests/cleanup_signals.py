@@ -19,6 +19,7 @@ from pathlib import Path
 # this very course, whatever the working folder
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import lib.a3c  # noqa: E402
 from lib import get_preset  # noqa: E402
 from lib.a3c import train  # noqa: E402
 from lib.pool import WorkerPool  # noqa: E402
@@ -29,7 +30,7 @@ STAGES = {
     "stopping the workers": "request_stop",
     "saving last.pt": "save_last",
     "saving best.pt": "save_best",
-    "writing summary.json": "summary",
+    "writing summary.json": "write_summary",
     "closing the TensorBoard log": "close",
     "reaping the workers": "stop",
 }
@@ -40,16 +41,16 @@ def one_run(
 ) -> None:
     """A run stopped by a first SIGINT, then `more` signals at the start of `stage`."""
     method = STAGES[stage]
-    owner = RunRecord if hasattr(RunRecord, method) else pool_class(backend)
+    owner = next(o for o in (RunRecord, lib.a3c, pool_class(backend)) if hasattr(o, method))
     original = getattr(owner, method)
     stopping, sent = [False], []
 
-    def hooked(self, *args):
+    def hooked(*args):
         if stopping[0] and not sent:  # at the stage's start, once, during the clean-up
             for signum in (second, signal.SIGINT)[:more]:
                 sent.append(signum)
                 os.kill(os.getpid(), signum)
-        return original(self, *args)
+        return original(*args)
 
     def stop_after_training(progress):
         if progress.updates and not stopping[0]:

@@ -9,7 +9,7 @@ import torch
 
 from lib.a3c import make_learner
 from lib.messages import MicroBatch, TrainingMessage
-from lib.record import RunRecord
+from lib.record import RunRecord, write_summary
 from lib.tracking import Summary
 from lib.update import UpdateStep
 
@@ -31,7 +31,7 @@ def finish(record: RunRecord, stop_reason: str = "max_frames", end: float | None
     """The clean-up's saving stages, in their order."""
     record.save_last()
     record.save_best()
-    summary = record.summary(stop_reason, None, time.monotonic() if end is None else end)
+    summary = write_summary(record, stop_reason, None, time.monotonic() if end is None else end)
     record.close()
     return summary
 

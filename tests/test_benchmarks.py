@@ -52,30 +52,30 @@ def test_an_interrupted_run_stops_the_benchmark_instead_of_counting(sigint_enabl
 
 @pytest.mark.slow
 def test_gpu_script_rehearsed_on_the_cpu_writes_what_notebook_6_reads(tmp_path):
-    """`benchmarks.gpu_pong` end to end with --device cpu and a tiny budget: the probe of both
-    worker placements, the training run, and its JSON (written to a scratch name)."""
+    """`benchmarks.gpu_pong` end to end with --device cpu and a tiny budget: a probe with
+    each env pipeline, the faster one chosen, `make train`'s command with it, and the JSON."""
     from benchmarks import gpu_pong
     from benchmarks.common import RESULTS
 
     name = f"test_gpu_pong_{os.getpid()}"
     run_dir = tmp_path / "run"
     try:
-        args = ["--device", "cpu", "--probe-seconds", "3", "--train-seconds", "4"]
-        args += ["--processes", "1", "--envs", "2", "--name", name, "--run-dir", str(run_dir)]
-        assert gpu_pong.main(args) == 0
+        args = ["--device", "cpu", "--probe-seconds", "12", "--deadline-seconds", "1"]
+        args += ["--cpu-cores", "--processes", "1", "--envs", "2"]
+        assert gpu_pong.main([*args, "--name", name, "--run-dir", str(run_dir)]) == 0
         result = json.loads((RESULTS / f"{name}.json").read_text())
     finally:
         (RESULTS / f"{name}.json").unlink(missing_ok=True)
-    assert [(p["variant"], p["worker_device"]) for p in result["probe"][:2]] == [
-        ("data", "learner"),
-        ("data", "cpu"),
+    probes = result["probes"]
+    assert [(p["vector_env"], p["processes"], p["envs"]) for p in probes] == [
+        (False, 1, 2),
+        (True, 1, 2),
     ]
-    assert result["probe"][2]["variant"] == "grad"  # at the faster placement
-    assert result["probe"][2]["worker_device"] == result["worker_device"]
-    assert result["worker_device"] in ("learner", "cpu")
-    assert all(p["frames"] > 0 for p in result["probe"])
+    faster = max(probes, key=lambda p: p["steady_fps"])["vector_env"]
+    assert ("--vector-env" if faster else "--no-vector-env") in result["command"].split()
+    assert result["config"]["vector_env"] is faster and result["config"]["processes"] == 1
     assert result["summary"]["stop_reason"] == "max_seconds"
-    assert result["machine"]["device"] == "cpu" and result["layout"]["processes"] == 1
+    assert result["summary"]["layout"]["cores"] == result["machine"]["usable_cores"]
     assert (run_dir / "checkpoints" / "last.pt").exists()
 
 
@@ -122,8 +122,9 @@ def test_presets_benchmark_writes_medians_and_ratios():
     finally:
         (RESULTS / f"{name}.json").unlink(missing_ok=True)
     (row,) = result["rows"]
-    assert len(result["runs"]["cartpole"]) == 2 and all(x > 0 for x in result["runs"]["cartpole"])
-    assert row["vs cartpole"] == 1.0 and row["layout"] == "2 x 8"
+    runs = result["runs"]["cartpole"]
+    assert len(runs) == 2 and all(x > 0 for x in runs)
+    assert row["frames/s (median)"] == (runs[0] + runs[1]) / 2 and row["layout"] == "2 x 8"
 
 
 def test_learning_benchmark_runs_both_variants_in_turn():
@@ -146,9 +147,9 @@ def test_learning_benchmark_runs_both_variants_in_turn():
     (data,), (grad,) = saved["runs"]["a3c"], saved["runs"]["a3c_grad"]
     assert grad["bytes_per_update"] > 3 * data["bytes_per_update"] > 0
     for run in (data, grad):
-        assert 0 <= run["policy_lag_mean"] <= run["policy_lag_max"]
         curve = run["policy_lag_curve"]
         assert 0 < len(curve["frames"]) == len(curve["values"]) <= 60
+        assert curve["frames"] == sorted(curve["frames"]) and curve["frames"][-1] <= run["frames"]
 
 
 def test_a_fall_is_counted_once_per_drop_from_high_to_low():
@@ -183,7 +184,8 @@ def test_study_runs_a_grid_and_records_entropy_and_falls():
         assert run["frames"] >= 20_000 and not run["solved"]
         # CartPole has 2 actions: the policy's entropy lies between 0 and ln 2 nats
         assert all(0 <= v <= math.log(2) + 1e-6 for v in run["entropy"]["values"])
-        assert run["falls"] >= 0 and run["score_mean20"]["values"]
+        # 20,000 frames are too few for the running mean to stand at 300: no fall can count
+        assert max(run["score_mean20"]["values"]) < study.FALL_HIGH and run["falls"] == 0
 
 
 def test_notebook_times_runs_a_notebook_in_place_and_times_it(tmp_path):

@@ -151,3 +151,29 @@ def test_reuse_values_leaves_time_limit_tails_to_the_network():
         (2.0, None),
         (3.0, None),
     ]
+
+
+def test_reuse_values_takes_each_windows_value_from_its_own_env():
+    """Worked by hand: env A counts 0, 1, 2 (three steps), env B 10, 11 (two), stepped in
+    lockstep with n = 2 and gamma = 0.5. B's first game ends at the second step: its tail
+    comes out at once. A's first full window (0 -> 2) waits one step for V(2), which the agent
+    computes in the same call as V(10) for B's next game: the window must carry 20 (A's slot),
+    not 100 (B's). Then A's game ends, and B's second game repeats its first."""
+    source = ExperienceSourceFirstLast(
+        [CountEnv(3), CountEnv(2, offset=10)],
+        ValueAgent(),
+        gamma=0.5,
+        steps_count=2,
+        reuse_values=True,
+    )
+    exps = take(source, 7)
+    assert [summary(e) for e in exps] == [
+        (10.0, 0, 2.0, None, 2),  # B: 1 + 0.5 * 2, terminal
+        (11.0, 0, 2.0, None, 1),
+        (0.0, 0, 2.0, 2.0, 2),  # A: 1 + 0.5 * 2, bootstrapped from V(2)
+        (1.0, 0, 3.5, None, 2),  # A: 2 + 0.5 * 3, terminal
+        (2.0, 0, 3.0, None, 1),
+        (10.0, 0, 2.0, None, 2),  # B's second game
+        (11.0, 0, 2.0, None, 1),
+    ]
+    assert [e.last_value for e in exps] == [None, None, 20.0, None, None, None, None]
