@@ -53,11 +53,6 @@ WORKED_BY_HAND = {
         "0.98": "gamma ** 2",
         "300,000": "exercise 3's own frame budget, set in its code",
     },
-    "05_a3c_data_parallel": {
-        "1.79": "ln 6 nats, the entropy of a uniform choice among Pong's 6 actions",
-        "20,000": "the exercises' own max_frames in quick mode, set in their code",
-        "1.3": "notebooks/assets/pong_a3c.pt's size in MiB (1,360,261 bytes), a committed file",
-    },
     "07_two_designs": {
         "20,000": "quick mode's max_frames, set in the live section's code",
         "50,000": "exercise 2's own max_frames, set in its code",
