@@ -33,8 +33,8 @@ def unpack_batch(
 
     ref_value = reward + gamma ** steps * V(last_state) for windows that did not end in a
     terminal state, and just `reward` for those that did. With full windows of n steps the
-    factor is the seed's `last_val_gamma = GAMMA ** REWARD_STEPS`; carrying `steps` per entry
-    keeps the shorter tail windows of time-limited episodes exact too. V(last_state) comes
+    factor is the reference code's `last_val_gamma = GAMMA ** REWARD_STEPS`; carrying `steps`
+    per entry keeps the shorter tail windows of time-limited episodes exact too. V(last_state) comes
     from `exp.last_value` when the experience source kept it, else from one batched forward
     pass of `net`. States stay in their own dtype (uint8 frames) until the network scales them.
     """

@@ -29,7 +29,8 @@ from lib.agent import default_device
 from lib.checkpoint import check_compatible, load_checkpoint
 from lib.config import A3CConfig, Layout, validate
 from lib.envs import obs_shape_and_actions
-from lib.messages import EpisodeScores, Gradients, MicroBatch, WorkerFailed
+from lib.hogwild import HogwildStep
+from lib.messages import Applied, EpisodeScores, Gradients, MicroBatch, WorkerFailed
 from lib.model import make_net
 from lib.pool import Pool, WorkerError, WorkerPool
 from lib.record import Progress, RunRecord, write_summary
@@ -44,6 +45,9 @@ BACKENDS = ("local", "ray")
 """Where the workers run: spawned processes with a pipe each (`lib.pool.WorkerPool`), or Ray
 actors on one machine or a cluster (`lib.ray_pool.RayWorkerPool`, `pip install -e
 '.[distributed]'`)."""
+
+Step = UpdateStep | HogwildStep
+"""Where updates are made (`UpdateStep`), or reported from (`HogwildStep`: by the workers)."""
 
 WORKER_CHECK_SECONDS = 1.0
 """How often the learner checks that every worker is still alive."""
@@ -139,7 +143,7 @@ def chores(
 
 
 def learn(
-    step: UpdateStep,
+    step: Step,
     record: RunRecord,
     workers: Pool,
     bar: _Bar,
@@ -162,7 +166,7 @@ def learn(
                 bar.scores(record.tracker)
                 if solved:
                     return "solved"
-            case MicroBatch() | Gradients():
+            case MicroBatch() | Gradients() | Applied():
                 record.frames += message.frames
                 bar.frames(message.frames)
                 if update := step.add(message):  # a full batch: one optimiser step
@@ -174,11 +178,19 @@ def learn(
     return "interrupted"
 
 
-def check_backend(backend: str, address: str | None, max_restarts: int) -> None:
+def check_backend(
+    backend: str, address: str | None, max_restarts: int, variant: str = "data"
+) -> None:
     """Raise `ValueError` (or `ImportError` for a missing Ray) naming the fix, before any
     process starts."""
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is invalid: use one of {BACKENDS}")
+    if backend == "ray" and variant == "hogwild":
+        raise ValueError(
+            "--variant hogwild has every worker write the network in this machine's shared "
+            "memory, and Ray actors may run on other machines: use --backend local with "
+            "hogwild, or --variant data or grad with Ray"
+        )
     if address and backend != "ray":
         raise ValueError("--address joins a Ray cluster: it needs --backend ray")
     if max_restarts < 0:
@@ -195,18 +207,35 @@ def make_learner(
     device: torch.device,
     resume: str | os.PathLike | None = None,
 ) -> tuple[UpdateStep, RunRecord]:
-    """The learner's two halves: the update step (network, Adam) and the run record, both
-    going on from the checkpoint `resume` if given (checked before anything is written)."""
+    """The learner's two halves: the update step (network, Adam; with Hogwild, the shared
+    network and Adam state the workers update) and the run record, both going on from the
+    checkpoint `resume` if given (checked before anything is written)."""
     shape = obs_shape_and_actions(config.env_id)
     state = None
     if resume is not None:
         state = load_checkpoint(resume)
         check_compatible(state, config, *shape)
     torch.manual_seed(config.seed)
-    step = UpdateStep(config, make_net(config, *shape), device)
+    net = make_net(config, *shape)
+    step: Step = (
+        HogwildStep(config, net) if config.variant == "hogwild" else UpdateStep(config, net, device)
+    )
     if state is not None:
         step.restore(state)
-    return step, RunRecord(config, run_dir, device, step.state, shape, state)
+    return step, RunRecord(config, run_dir, step.device, step.state, shape, state)
+
+
+def check_device(config: A3CConfig, device: str) -> torch.device:
+    """The learner's device (`lib.agent.default_device`); Hogwild's network lives in CPU shared
+    memory, so "auto" means the CPU there, and CUDA is refused with the fix."""
+    if config.variant == "hogwild":
+        if device not in ("auto", "cpu"):
+            raise ValueError(
+                f"--variant hogwild trains in the workers, on the CPU, on weights in shared "
+                f"memory; --device {device} has no use there: use --device cpu (or auto)"
+            )
+        return torch.device("cpu")
+    return default_device(device)
 
 
 def make_pool(
@@ -246,8 +275,8 @@ def train(
     summary.
     """
     validate(config)
-    check_backend(backend, address, max_restarts)
-    dev = default_device(device)
+    check_backend(backend, address, max_restarts, config.variant)
+    dev = check_device(config, device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     step, record = make_learner(config, run_dir, dev, resume)
     record.layout = layout

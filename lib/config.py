@@ -25,23 +25,23 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class A3CConfig:
-    """One training run's settings. Defaults are the seed's Pong hyperparameters."""
+    """One training run's settings. Defaults are the reference code's Pong hyperparameters."""
 
     preset: str = "pong"
     """Name of the preset this config started from (checked on --resume)."""
     env_id: str = "PongNoFrameskip-v4"
     """Gymnasium id of the game; Atari ids get the full DQN-style wrapper pipeline."""
     net: str = "atari"
-    """Network: "atari" (AtariA2C, the seed's), "atari-small" (SmallAtariA2C, the A3C paper's)
-    or "mlp" (MlpA2C, vector observations)."""
+    """Network: "atari" (AtariA2C, the reference code's), "atari-small" (SmallAtariA2C, the
+    A3C paper's) or "mlp" (MlpA2C, vector observations)."""
     hidden_size: int = 512
-    """Units in the hidden layer of each head (the seed uses 512)."""
+    """Units in the hidden layer of each head (the reference code uses 512)."""
     gamma: float = 0.99
     """Discount factor."""
     learning_rate: float = 0.001
     """Adam learning rate."""
     adam_eps: float = 1e-3
-    """Adam epsilon (the seed uses a large 1e-3 for stability)."""
+    """Adam epsilon (the reference code uses a large 1e-3 for stability)."""
     entropy_beta: float = 0.01
     """Weight of the entropy bonus."""
     value_loss_coef: float = 1.0
@@ -57,7 +57,8 @@ class A3CConfig:
     envs_per_process: int = 8
     """Environments stepped together by each worker."""
     micro_batch_size: int = 32
-    """Samples a worker gathers before sending them to the learner."""
+    """Samples a worker gathers before sending them to the learner (a Hogwild worker gathers
+    `batch_size`, then updates)."""
     stop_score: float = 18.0
     """Stop when the mean score of the last `score_window` episodes reaches this."""
     score_window: int = 100
@@ -72,8 +73,8 @@ class A3CConfig:
     """Save the last checkpoint at least this often (and always on exit)."""
     reuse_values: bool = True
     """Bootstrap from the V(s) the worker computed when it acted in s, instead of a second
-    forward pass in unpack_batch (the seed's way, False). Same value, at most a micro-batch
-    older or newer; saves about a sixth of the CPU work per frame on Pong."""
+    forward pass in unpack_batch (the reference code's way, False). Same value, at most a
+    micro-batch older or newer; saves about a sixth of the CPU work per frame on Pong."""
     worker_nice: int = 10
     """Niceness added to each worker process (0-19). The learner is the bottleneck; when it
     has work, the workers yield the CPU to it (+13% frames/s on 2 cores, benchmarks/README.md)."""
@@ -81,16 +82,17 @@ class A3CConfig:
     """torch threads for the learner; 0 = the cores the workers leave free (at least 1)."""
     variant: str = "data"
     """How the work is split: "data" (workers send experience, the learner computes every
-    gradient: the seed's design) or "grad" (workers compute gradients on their own
-    micro-batches and send those; the learner only averages them and steps Adam)."""
+    gradient: the reference code's design), "grad" (workers send the gradients of their own
+    micro-batches; the learner averages them and steps Adam) or "hogwild" (the A3C paper's:
+    each worker updates the shared weights and Adam state itself, one micro-batch a step)."""
     vector_env: bool = False
     """Atari workers play with ale-py's AtariVectorEnv (the same preprocessing in C++) instead
     of `make_env`'s gymnasium wrappers (`lib.envs.make_vector_env`)."""
     worker_device: str = "cpu"
     """Where the workers run their forward passes: "cpu" (on their own cores, with a shared CPU
     copy of the weights refreshed after every update) or "learner" (on the learner's device,
-    with its own weights: the seed's way). Only a GPU learner tells them apart; on an H100 with
-    14 workers "cpu" gave 1.15x the frames/s (benchmarks/results/gpu_pong.json)."""
+    with its own weights: the reference code's way). Only a GPU learner tells them apart
+    (benchmarks/README.md measures both)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -178,9 +180,9 @@ CARTPOLE = A3CConfig(
     checkpoint_minutes=10.0,
 )
 
-# Pong on a CPU: the A3C paper's smaller network (1.92x the frames/s of the seed's on 2 cores,
-# measured side by side) and the usual A2C optimiser scale, chosen against a second candidate
-# (benchmarks/README.md, "Pong on 2 cores"). It solved Pong on 2 cores and on a GPU machine.
+# Pong on a CPU: the A3C paper's smaller network (1.92x the frames/s of the reference code's on
+# 2 cores, measured side by side) and the usual A2C optimiser scale, chosen against a second
+# candidate (benchmarks/README.md, "Pong on 2 cores"). It solved Pong on 2 cores and on a GPU.
 PONG_FAST = replace(
     PONG,
     preset="pong-fast",
@@ -204,7 +206,7 @@ PRESETS: dict[str, A3CConfig] = {
 NETS = ("atari", "atari-small", "mlp")
 """The networks a config can name; `lib.model.NETWORKS` makes each."""
 WORKER_DEVICES = ("learner", "cpu")
-VARIANTS = ("data", "grad")
+VARIANTS = ("data", "grad", "hogwild")
 
 
 @functools.cache

@@ -1,6 +1,7 @@
-"""Environments: the seed's Atari pipeline on gymnasium + ale-py, and plain vector envs (CartPole).
+"""Environments: the reference code's Atari pipeline on gymnasium + ale-py, and plain vector
+envs (CartPole).
 
-gymnasium already has almost every piece the seed's `wrap_dqn` built by hand; we only add
+gymnasium already has almost every piece the reference code's `wrap_dqn` built by hand; we add
 `FireResetEnv`. The wrapper order, from the emulator outwards:
 
     ALE (frameskip=1) -> AtariPreprocessing (no-op starts, skip 4 + max of last 2 frames,

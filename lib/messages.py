@@ -1,9 +1,10 @@
 """Every message a worker sends to the main process, in one place.
 
 A worker sends `EpisodeScores` whenever episodes finish, and one training message per
-micro-batch: `MicroBatch` (its experience, variant "data") or `Gradients` (the A2C loss's
-gradient on it, variant "grad"). `WorkerFailed` carries the traceback of a worker that caught
-an exception. `lib.a3c.learn` matches on these four types; any other is an error.
+micro-batch: `MicroBatch` (its experience, variant "data"), `Gradients` (the A2C loss's
+gradient on it, variant "grad") or `Applied` (the update it made itself, variant "hogwild").
+`WorkerFailed` carries the traceback of a worker that caught an exception. `lib.a3c.learn`
+matches on these types; any other is an error.
 
 Versions are the learner's update count, which every worker can read: `first_version` is the
 count when a micro-batch's first transition came in, so `updates - first_version` at training
@@ -62,6 +63,21 @@ class Gradients(NamedTuple):
     """As `MicroBatch.first_version`: how old the data is."""
 
 
+class Applied(NamedTuple):
+    """A Hogwild worker applied an update to the shared weights itself (variant "hogwild"):
+    what the main process logs of it."""
+
+    worker_id: int
+    frames: int
+    """Samples in the micro-batch the update was computed on."""
+    stats: dict[str, float]
+    """The loss parts, batch means and gradient norm, under their TensorBoard tags."""
+    policy_lag: int
+    """Updates the other workers applied since the micro-batch's first action."""
+    bootstrap_age: int
+    """As `MicroBatch.bootstrap_age`."""
+
+
 class WorkerFailed(NamedTuple):
     """A worker caught an exception; the learner raises it with this traceback."""
 
@@ -69,5 +85,5 @@ class WorkerFailed(NamedTuple):
     traceback: str
 
 
-Message = EpisodeScores | MicroBatch | Gradients | WorkerFailed
-TrainingMessage = MicroBatch | Gradients
+Message = EpisodeScores | MicroBatch | Gradients | Applied | WorkerFailed
+TrainingMessage = MicroBatch | Gradients | Applied

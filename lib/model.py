@@ -1,4 +1,4 @@
-"""Actor-critic networks: the seed's `AtariA2C` and a small MLP for vector observations.
+"""Actor-critic networks: the reference code's `AtariA2C` and a small MLP for vector observations.
 
 Both map a batch of observations to `(logits, value)`:
 

@@ -115,7 +115,7 @@ def worker_environ() -> Iterator[None]:
     """Spawned children copy os.environ: give them one OpenMP thread each.
 
     Our own parallelism is the processes; extra OpenMP threads per worker only fight over the
-    same cores (the seed saw a 3-4x slowdown without this).
+    same cores (the reference code saw a 3-4x slowdown without this).
     """
     saved = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"

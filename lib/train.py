@@ -44,8 +44,9 @@ def config_fields() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m lib.train",
-        description="Train A3C: spawned workers and one learner, sharing data (--variant data) "
-        "or gradients (--variant grad).",
+        description="Train A3C: spawned workers play; one learner trains on their experience "
+        "(--variant data) or their gradients (--variant grad), or each worker updates the shared "
+        "weights itself (--variant hogwild, the A3C paper's design).",
     )
     p.add_argument("--preset", default="pong", help=f"starting settings: {', '.join(PRESETS)}")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -131,15 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Everything that can be checked is checked here, before any worker starts.
     try:
-        from lib.agent import default_device
         from lib.envs import check_env_id
 
         config = get_preset(args.preset, **{k: getattr(args, k) for k in config_fields()})
         check_env_id(config.env_id)
-        device = default_device(args.device)
-        from lib.a3c import check_backend
+        from lib.a3c import check_backend, check_device
 
-        check_backend(args.backend, args.address, args.max_restarts)
+        device = check_device(config, args.device)
+        check_backend(args.backend, args.address, args.max_restarts, config.variant)
         layout = None
         if args.layout == "auto" and args.backend == "local":
             layout = fit_layout(config, cuda=device.type == "cuda")

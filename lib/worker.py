@@ -25,7 +25,14 @@ from lib.agent import PolicyAgent
 from lib.config import A3CConfig
 from lib.envs import is_atari, make_env, make_vector_env
 from lib.experience import ExperienceSourceFirstLast
-from lib.messages import EpisodeScores, Gradients, MicroBatch, TrainingMessage, WorkerFailed
+from lib.messages import (
+    Applied,
+    EpisodeScores,
+    Gradients,
+    MicroBatch,
+    TrainingMessage,
+    WorkerFailed,
+)
 from lib.pool import Sender, Stopped
 
 MessageMaker = Callable[[int, Batch, int, int], TrainingMessage]
@@ -58,8 +65,21 @@ def read_version(version: Any) -> int:
 
 
 def message_maker(config: A3CConfig, net: nn.Module, device: str, version: Any) -> MessageMaker:
-    """What a worker sends for each micro-batch: the experience itself (variant "data"), or
-    the A2C loss's gradient on it at the weights the worker has now (variant "grad")."""
+    """What a worker sends for each micro-batch: the experience itself (variant "data"), the
+    A2C loss's gradient on it at the weights the worker has now (variant "grad"), or the report
+    of the update it applied to the shared weights itself (variant "hogwild": `version` then
+    holds the shared update counts and Adam state, `lib.hogwild.Shared`)."""
+    if config.variant == "hogwild":
+        from lib.hogwild import hogwild_update, shared_adam
+
+        optimizer = shared_adam(net, config, version.optimizer_state)
+
+        def update(worker_id: int, batch: Batch, first_version: int, age: int) -> Applied:
+            return hogwild_update(
+                worker_id, net, optimizer, config, batch, version.counts, first_version, age
+            )
+
+        return update
     if config.variant == "grad":
 
         def gradients(worker_id: int, batch: Batch, first_version: int, age: int) -> Gradients:
@@ -196,6 +216,8 @@ def play(
         )
         micro_batch = []
         first_version = 0
+        # a Hogwild worker updates on a whole batch of its own, as the learner does for the others
+        size = config.batch_size if config.variant == "hogwild" else config.micro_batch_size
         for exp in exp_source:
             if finished := exp_source.pop_rewards_steps():
                 scores, steps = zip(*finished, strict=True)
@@ -203,7 +225,7 @@ def play(
             if not micro_batch:
                 first_version = read_version(version)
             micro_batch.append(exp)
-            if len(micro_batch) < config.micro_batch_size:
+            if len(micro_batch) < size:
                 continue
             batch = unpack_batch(micro_batch, net, device, gamma=config.gamma)
             micro_batch.clear()

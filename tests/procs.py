@@ -95,3 +95,14 @@ def wait_for_micro_batches(pool, worker_ids: set[int], timeout: float = 120) -> 
         if isinstance(item, MicroBatch):
             sent.add(item.worker_id)
     return sent
+
+
+def hogwild_one_update(worker_id, config, net, shared, batch) -> None:
+    """Spawned child: one Hogwild worker's update on `batch` (shared weights and Adam state)."""
+    import torch
+
+    from lib.hogwild import hogwild_update, shared_adam
+
+    torch.set_num_threads(1)
+    optimizer = shared_adam(net, config, shared.optimizer_state)
+    hogwild_update(worker_id, net, optimizer, config, batch, shared.counts, 0, 0)
