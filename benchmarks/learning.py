@@ -2,7 +2,10 @@
 
     python -m benchmarks.learning --preset cartpole --seeds 3
     python -m benchmarks.learning --preset pong --seconds 900      # a fixed wall-clock budget
-    python -m benchmarks.learning --variant data grad --skip-a2c --name learning_cartpole_variants
+    python -m benchmarks.learning --variant data grad hogwild --skip-a2c --seeds 5 \
+        --name learning_cartpole_variants
+    python -m benchmarks.learning --preset pong-fast --variant data hogwild --skip-a2c \
+        --seeds 1 --seconds 1800 --resume CHECKPOINT --name learning_pong_designs
 
 With a preset that is expected to be solved here (cartpole), each seed runs until the
 preset's stop score (mean of the last 100 episodes); otherwise each run gets `--seconds` of
@@ -51,8 +54,9 @@ def curve(steps: np.ndarray, values: np.ndarray, points: int = 60) -> dict[str, 
     return {"frames": steps[idx].tolist(), "values": np.round(values[idx], 3).tolist()}
 
 
-def run_a3c(config, tags: Sequence[str] = ()) -> dict:
-    """One A3C run: its row, with the policy lag, and a `curves` entry for each of `tags`."""
+def run_a3c(config, tags: Sequence[str] = (), resume: str | None = None) -> dict:
+    """One A3C run (from the checkpoint `resume`, if given): its row, with the policy lag, and
+    a `curves` entry for each of `tags`."""
     last: list[Progress] = []
     grad_tags = ("perf/gradient_lag_mean",) if config.variant == "grad" else ()
     logged: dict = dict.fromkeys((*LAG_TAGS, *grad_tags, *tags))
@@ -62,6 +66,7 @@ def run_a3c(config, tags: Sequence[str] = ()) -> dict:
         scalars=logged,
         callback=lambda p: last.__setitem__(slice(None), [p]),
         callback_seconds=5.0,
+        resume=resume,
     )
     p = last[0]
     lag_mean, lag_max, age = (logged[t][1] for t in LAG_TAGS)
@@ -110,9 +115,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--variant",
         nargs="+",
-        choices=("data", "grad"),
+        choices=("data", "grad", "hogwild"),
         default=["data"],
         help="A3C's variants to run, taking turns for each seed",
+    )
+    p.add_argument(
+        "--resume",
+        help="a checkpoint every run starts from (the same start for every variant)",
     )
     p.add_argument("--skip-a2c", action="store_true")
     p.add_argument("--name", help="results file name, no .json (default learning_<preset>)")
@@ -123,18 +132,25 @@ def main(argv: list[str] | None = None) -> dict:
         envs_per_process=args.envs,
         worker_device=args.worker_device,
     )
-    keys = {"data": "a3c", "grad": "a3c_grad"}
+    keys = {"data": "a3c", "grad": "a3c_grad", "hogwild": "a3c_hogwild"}
     runs: dict[str, list[dict]] = {keys[v]: [] for v in args.variant} | {"a2c": []}
     if args.seconds:
         base = replace(base, max_seconds=args.seconds, max_frames=0)
     for seed in range(args.seeds):
         config = replace(base, seed=seed)
         for variant in args.variant:
-            runs[keys[variant]].append(run_a3c(replace(config, variant=variant)))
+            runs[keys[variant]].append(
+                run_a3c(replace(config, variant=variant), resume=args.resume)
+            )
         if not args.skip_a2c:
             runs["a2c"].append(run_a2c(config))
     rows = []
-    labels = {"a3c": "A3C", "a3c_grad": "A3C, gradient-parallel", "a2c": "single-process A2C"}
+    labels = {
+        "a3c": "A3C",
+        "a3c_grad": "A3C, gradient-parallel",
+        "a3c_hogwild": "A3C, Hogwild (the paper's)",
+        "a2c": "single-process A2C",
+    }
     for name, label in labels.items():
         rs = runs.get(name)
         if not rs:

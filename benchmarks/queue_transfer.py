@@ -7,8 +7,8 @@ queue as fast as it can; the learner-side loop takes them and touches every stat
   numpy uint8       what lib.worker sends: pickled through the queue's pipe (0.9 MB each)
   numpy float32     the same states as float, 4x the bytes
   torch uint8 (shm) torch tensors through torch.multiprocessing, moved to shared memory
-                    (the seed's way): only a handle crosses the pipe; the receiver fetches the
-                    memory from the sender, which must still be alive then
+                    (the reference code's way): only a handle crosses the pipe; the receiver
+                    fetches the memory from the sender, which must still be alive then
 """
 
 from __future__ import annotations

@@ -13,13 +13,14 @@ Everything is measured in this one run, on the Pong preset scaled to the given l
   A3C                lib.a3c.train, steady state (start-up reported apart)
   A2C                lib.sync_a2c.train_a2c: same net, settings and total envs, one process
   A3C, gradient-parallel   with `--variant data grad`: lib.a3c.train with variant="grad"
+  A3C, Hogwild       with `--variant data hogwild`: the workers update the shared weights
   A3C on Ray         with `--backend local ray`: the same run with Ray actors (a Ray instance
                      of its own, started for each run; its start-up is reported apart)
 With a GPU (`--device auto` finds it) the learner and A2C run on it, and two rows answer where
 the workers' forward passes belong: the inference ceiling on the GPU and on the CPU, and A3C
-with `worker_device="learner"` (the seed's way: on the GPU) against `worker_device="cpu"`.
-A frame is one agent step of one env consumed by the learner (the seed's count); an emulator
-frame is a quarter of that (frame skip 4), shown beside it.
+with `worker_device="learner"` (the reference code's way: on the GPU) against
+`worker_device="cpu"`. A frame is one agent step of one env consumed by the learner (the
+reference code's count); an emulator frame is a quarter of that (frame skip 4), shown beside it.
 """
 
 from __future__ import annotations
@@ -183,9 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--variant",
         nargs="+",
-        choices=("data", "grad"),
+        choices=("data", "grad", "hogwild"),
         default=["data"],
-        help="A3C's variants to measure (grad adds a row for gradient parallelism)",
+        help="A3C's variants to measure (grad and hogwild add a row each)",
     )
     p.add_argument(
         "--backend",
@@ -204,9 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
     threads = sorted({1, cores})
     learners = ["learner_gpu"] if gpu else [f"learner_t{t}" for t in threads]
     keys = ["env", "inference", *(["inference_gpu"] if gpu else []), *learners]
-    grad = "grad" in args.variant
     keys += ["a3c", "a3c_seed_bootstrap", *(["a3c_worker_cpu"] if gpu else [])]
-    keys += ["a3c_grad"] if grad else []
+    keys += [f"a3c_{v}" for v in ("grad", "hogwild") if v in args.variant]
     ray = "ray" in args.backend
     keys += ["a3c_ray"] if ray else []
     keys += [f"a2c_t{t}" for t in threads]
@@ -218,9 +218,10 @@ def main(argv: list[str] | None = None) -> dict:
         "learner_gpu": f"learner ceiling (updates only, {device})",
         **{f"learner_t{t}": f"learner ceiling (updates only, {_threads(t)})" for t in threads},
         "a3c": "A3C (lib.a3c.train)" + (f", workers infer on {device}" if gpu else ""),
-        "a3c_seed_bootstrap": "A3C, second forward pass for V (the seed's way)",
+        "a3c_seed_bootstrap": "A3C, second forward pass for V (the reference code's way)",
         "a3c_worker_cpu": "A3C, workers infer on the CPU (worker_device='cpu')",
         "a3c_grad": "A3C, gradient-parallel (workers compute the gradients)",
+        "a3c_hogwild": "A3C, Hogwild (workers update the shared weights, on the CPU)",
         "a3c_ray": "A3C, workers as Ray actors (--backend ray)",
         **{f"a2c_t{t}": f"single-process A2C ({_threads(t)}{where})" for t in threads},
     }
@@ -228,16 +229,17 @@ def main(argv: list[str] | None = None) -> dict:
     startup: dict[str, list[float]] = {k: [] for k in keys if k.startswith("a")}
     piped: dict[str, list[int]] = {}
     weights: dict[str, list[int]] = {}
-    # on a GPU, "a3c" is the seed's placement (workers infer on the GPU) and "a3c_worker_cpu"
-    # the default one; on a CPU the two are the same
+    # on a GPU, "a3c" is the reference code's placement (workers infer on the GPU) and
+    # "a3c_worker_cpu" the default one; on a CPU the two are the same
     a3c_runs = {
         "a3c": replace(config, worker_device="learner"),
         "a3c_seed_bootstrap": replace(config, reuse_values=False),
     }
     if gpu:
         a3c_runs["a3c_worker_cpu"] = replace(config, worker_device="cpu")
-    if grad:
-        a3c_runs["a3c_grad"] = replace(config, variant="grad")
+    for variant in ("grad", "hogwild"):
+        if variant in args.variant:
+            a3c_runs[f"a3c_{variant}"] = replace(config, variant=variant)
     if ray:
         a3c_runs["a3c_ray"] = config
     for _ in range(args.repeats):  # interleaved, so drifts in the machine hit every row alike
@@ -251,7 +253,8 @@ def main(argv: list[str] | None = None) -> dict:
                 runs[f"learner_t{t}"].append(learner_ceiling(config, args.seconds, t))
         for key, cfg in a3c_runs.items():
             backend = "ray" if key == "a3c_ray" else "local"
-            fps, up, size, published = a3c_fps(cfg, args.frames, device, backend)
+            where = "cpu" if cfg.variant == "hogwild" else device  # shared CPU memory
+            fps, up, size, published = a3c_fps(cfg, args.frames, where, backend)
             runs[key].append(fps)
             startup[key].append(up)
             piped.setdefault(key, []).append(size)
@@ -300,8 +303,9 @@ def main(argv: list[str] | None = None) -> dict:
         "a3c_over_tightest_ceiling": med["a3c"] / med[tightest],
         "reuse_values_speedup": med["a3c"] / med["a3c_seed_bootstrap"],
     }
-    if grad:
-        result["grad_over_data"] = med["a3c_grad"] / med["a3c"]
+    for variant in ("grad", "hogwild"):
+        if f"a3c_{variant}" in med:
+            result[f"{variant}_over_data"] = med[f"a3c_{variant}"] / med["a3c"]
     if ray:
         result["ray_over_local"] = med["a3c_ray"] / med["a3c"]
     if gpu:
@@ -348,8 +352,9 @@ def main(argv: list[str] | None = None) -> dict:
             f"{result['a3c_over_combined_ceiling']:.0%} of it, the best A2C "
             f"{result['a2c_over_combined_ceiling']:.0%}"
         )
-    if grad:
-        print(f"gradient parallelism / data parallelism = {result['grad_over_data']:.2f}x")
+    for variant in ("grad", "hogwild"):
+        if f"{variant}_over_data" in result:
+            print(f"{variant} / data parallelism = {result[f'{variant}_over_data']:.2f}x")
     if ray:
         print(
             f"Ray actors / local processes = {result['ray_over_local']:.2f}x; start-up: Ray "
