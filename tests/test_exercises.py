@@ -127,3 +127,40 @@ def test_glossary_is_markdown_in_alphabetical_order():
     terms = [t for t in terms if t != "References"]
     assert len(terms) >= 10
     assert terms == sorted(terms, key=str.lower), terms
+
+
+ASSERTION = re.compile(r"^\s*assert\b", re.M)
+EXPECTED = re.compile(r"```\s*\n\s*Expected:")
+
+
+def test_every_solution_states_and_asserts_its_expected_result():
+    """Each solution says what the reader should see ("Expected: ..." right after its code) and
+    asserts it, so that running it (test_solution_runs) checks the answer, not only the code."""
+    unchecked = [sid for sid, code in SOLUTIONS if not ASSERTION.search(code)]
+    assert not unchecked, f"solutions that assert nothing: {unchecked}"
+    unstated = [
+        f"{path.stem}: {details[:60]!r}"
+        for path in NOTEBOOK_PATHS
+        for text in markdown_cells(path)
+        for details in DETAILS.findall(text)
+        if PYTHON_BLOCK.search(details) and not EXPECTED.search(details)
+    ]
+    assert not unstated, f"solutions with no 'Expected:' after their code: {unstated}"
+
+
+BUDGETS = {"core": 2_000, "systems": 2_500, "all": 16_000}
+"""Words of markdown: each of 01-05 (the core track), each of 06-08 (the systems track), and
+01-08 together. The README's budget is checked in test_project."""
+
+
+def test_every_notebook_keeps_its_word_budget():
+    words = {p.stem: sum(len(t.split()) for t in markdown_cells(p)) for p in NUMBERED}
+    over = {
+        stem: n
+        for stem, n in words.items()
+        if n > BUDGETS["core" if int(stem[:2]) <= 5 else "systems"]
+    }
+    assert not over, (
+        f"over budget: {over} (core track {BUDGETS['core']}, systems {BUDGETS['systems']})"
+    )
+    assert sum(words.values()) <= BUDGETS["all"], f"{sum(words.values())} words in all"
