@@ -110,6 +110,21 @@ def a2c_loss(
     )
 
 
+def loss_stats(loss: A2CLoss, batch: Batch) -> dict[str, float]:
+    """The loss's parts and the batch's means under their TensorBoard tags, as every variant
+    logs them."""
+    return {
+        "losses/policy": loss.policy.item(),
+        "losses/value": loss.value.item(),
+        "losses/entropy": loss.entropy.item(),
+        "charts/policy_entropy": loss.policy_entropy.item(),
+        "losses/total": loss.total.item(),
+        "charts/advantage": loss.advantage.mean().item(),
+        "charts/values": loss.values.mean().item(),
+        "charts/batch_rewards": batch.ref_values.mean().item(),
+    }
+
+
 class NumericalError(RuntimeError):
     """The loss or its gradient is NaN or infinite; training stops before the bad step."""
 

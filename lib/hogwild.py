@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lib.a2c import a2c_update
+from lib.a2c import a2c_update, loss_stats
 from lib.config import A3CConfig
 from lib.messages import Applied
 from lib.update import Update
@@ -101,17 +101,7 @@ def hogwild_update(
         net, optimizer, batch, c.entropy_beta, c.clip_grad, c.value_loss_coef
     )
     counts.add(worker_id)
-    stats = {
-        "losses/policy": loss.policy.item(),
-        "losses/value": loss.value.item(),
-        "losses/entropy": loss.entropy.item(),
-        "charts/policy_entropy": loss.policy_entropy.item(),
-        "losses/total": loss.total.item(),
-        "charts/advantage": loss.advantage.mean().item(),
-        "charts/values": loss.values.mean().item(),
-        "charts/batch_rewards": batch.ref_values.mean().item(),
-        "losses/grad_norm": grad_norm.item(),
-    }
+    stats = loss_stats(loss, batch) | {"losses/grad_norm": grad_norm.item()}
     return Applied(worker_id, len(batch.actions), stats, lag, bootstrap_age)
 
 

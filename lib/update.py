@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib.a2c import Batch, a2c_update, apply_gradients
+from lib.a2c import Batch, a2c_update, apply_gradients, loss_stats
 from lib.config import A3CConfig
 from lib.messages import Gradients, MicroBatch, TrainingMessage
 
@@ -125,17 +125,7 @@ class UpdateStep:
         loss, grad_norm = a2c_update(
             self.net, self.optimizer, batch, c.entropy_beta, c.clip_grad, c.value_loss_coef
         )
-        return {
-            "charts/advantage": loss.advantage,
-            "charts/values": loss.values,
-            "charts/batch_rewards": batch.ref_values,
-            "losses/entropy": loss.entropy,
-            "charts/policy_entropy": loss.policy_entropy,
-            "losses/policy": loss.policy,
-            "losses/value": loss.value,
-            "losses/total": loss.total,
-            "losses/grad_norm": grad_norm,
-        }
+        return loss_stats(loss, batch) | {"losses/grad_norm": grad_norm}
 
     def _step_with_gradients(self, gradients: list[Gradients]) -> dict[str, Any]:
         """Gradient parallelism: step with the mean of the workers' gradients.

@@ -20,7 +20,7 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from lib.a2c import Batch, a2c_gradients, unpack_batch
+from lib.a2c import Batch, a2c_gradients, loss_stats, unpack_batch
 from lib.agent import PolicyAgent
 from lib.config import A3CConfig
 from lib.envs import is_atari, make_env, make_vector_env
@@ -114,16 +114,7 @@ def gradient_message(
     """
     on_device = Batch(*(t.to(device) for t in batch))
     grads, loss = a2c_gradients(net, on_device, config.entropy_beta, config.value_loss_coef)
-    stats = {
-        "losses/policy": loss.policy.item(),
-        "losses/value": loss.value.item(),
-        "losses/entropy": loss.entropy.item(),
-        "charts/policy_entropy": loss.policy_entropy.item(),
-        "losses/total": loss.total.item(),
-        "charts/advantage": loss.advantage.mean().item(),
-        "charts/values": loss.values.mean().item(),
-        "charts/batch_rewards": batch.ref_values.mean().item(),
-    }
+    stats = loss_stats(loss, batch)
     grads_np = [g.cpu().numpy() for g in grads]
     return Gradients(
         worker_id,

@@ -30,7 +30,8 @@ def test_a_workers_gradient_is_the_one_the_learner_computes_on_the_same_batch_an
     torch.manual_seed(0)
     net = MlpA2C((4,), 2, hidden_size=16)
     batch = cartpole_batch(32, seed=1)
-    message = gradient_message(3, net, "cpu", get_preset("cartpole"), batch, 7, 2)
+    config = get_preset("cartpole")
+    message = gradient_message(3, net, "cpu", config, batch, 7, 2)
     assert (message.worker_id, message.frames, message.weights_version, message.bootstrap_age) == (
         3,
         32,
@@ -41,7 +42,9 @@ def test_a_workers_gradient_is_the_one_the_learner_computes_on_the_same_batch_an
 
     # the learner's way: a2c_update's backward, with a step that changes nothing and no clip
     optimizer = torch.optim.SGD(net.parameters(), lr=0.0)
-    loss, _ = a2c_update(net, optimizer, batch, entropy_beta=0.01, clip_grad=1e9)
+    loss, _ = a2c_update(
+        net, optimizer, batch, 0.01, clip_grad=1e9, value_coef=config.value_loss_coef
+    )
     for sent, p in zip(message.grads, net.parameters(), strict=True):
         assert sent.dtype == np.float32 and sent.shape == tuple(p.shape)
         np.testing.assert_allclose(sent, p.grad.numpy(), rtol=1e-6, atol=1e-7)
@@ -115,7 +118,7 @@ def test_a_spawned_grad_worker_sends_one_gradient_per_parameter():
 
 
 def test_an_unknown_variant_is_refused_with_the_choices():
-    with pytest.raises(ConfigError, match=r"variant='shared'.*\('data', 'grad'\)"):
+    with pytest.raises(ConfigError, match=r"variant='shared'.*\('data', 'grad', 'hogwild'\)"):
         get_preset("cartpole", variant="shared")
 
 
