@@ -1,6 +1,7 @@
 """A GPU machine in one call of under 10 minutes: layouts probed, then `make train` on Pong.
 
     bash benchmarks/gpu_pong.sh                       # on the GPU machine (installs wheels)
+    bash benchmarks/gpu_pong.sh --no-probes --name gpu_train_one_call   # one call, all training
     python -m benchmarks.gpu_pong --device cpu --probe-seconds 15 --deadline-seconds 150 \\
         --name gpu_pong_rehearsal                     # a rehearsal on any machine
 
@@ -9,8 +10,8 @@
    - with the GPU learner and `lib.config.fit_layout`'s layout for this machine, its workers
      playing with gymnasium's wrappers and with ale-py's C++ vector env;
    - on the CPU alone (`--device cpu`), restricted to `--cpu-cores` cores by CPU affinity (what
-     `taskset` does), with the layout rule's layout and with one learner thread fewer or more:
-     students' machines have such CPUs and no GPU;
+     `taskset` does), with the layout rule's layout, then with one learner thread more if the
+     learner never waited, else one worker more: students' machines have such CPUs and no GPU;
 3. trains Pong as `make train` does (`python -m lib.train --preset pong-fast`: the layout
    rule, the GPU learner), with the faster env pipeline of step 2, until solved or the deadline;
 4. writes `benchmarks/results/<name>.json` (machine, probes, summary, learning curve), and
@@ -84,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe-seconds", type=float, default=20.0, help="per probe")
     p.add_argument("--cpu-cores", type=int, nargs="*", default=[16, 8], help="CPU-only probes")
     p.add_argument(
+        "--probes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--no-probes: train at once, with gymnasium's env pipeline (the whole call trains)",
+    )
+    p.add_argument(
         "--deadline-seconds",
         type=float,
         default=560.0,
@@ -113,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     gpu = override(gpu, processes=args.processes, envs_per_process=args.envs)
     probes = [
         probe(override(gpu, vector_env=vec), args.device, f"{args.device} learner, vector {vec}")
-        for vec in (False, True)
+        for vec in ((False, True) if args.probes else ())
     ]
     fast = [r for r in probes if "error" not in r]
     vector = max(fast, key=lambda r: r["steady_fps"])["vector_env"] if fast else False
     print(f"faster env pipeline with the {args.device} learner: vector_env={vector}", flush=True)
-    for cores in args.cpu_cores:
+    for cores in args.cpu_cores if args.probes else ():
         if cores > len(os.sched_getaffinity(0)):
             continue
         probes += cpu_probes(override(base, vector_env=vector), cores)
