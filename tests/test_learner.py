@@ -133,3 +133,35 @@ def test_a_resumed_learner_counts_versions_from_its_checkpoint(tmp_path):
         for a, b in zip(step.net.parameters(), resumed.net.parameters(), strict=True)
     )
     resumed_record.close()
+
+
+class ListPool:
+    """A `lib.pool.Pool` that hands out the given messages, then nothing."""
+
+    bytes_delivered = bytes_published = restarts = 0
+    nodes = None
+    local_workers = 0
+
+    def __init__(self, messages):
+        self.messages = list(messages)
+
+    def check(self):
+        pass
+
+    def get(self, timeout):
+        return self.messages.pop(0) if self.messages else None
+
+
+def test_the_learner_loop_refuses_a_message_it_does_not_know(tmp_path):
+    """An unknown message is an error, never taken for a micro-batch."""
+    import pytest
+
+    from lib.a3c import _Bar, learn
+    from lib.stopping import StopRequest
+
+    step, record = learner(get_preset("cartpole", batch_size=32, micro_batch_size=32), tmp_path)
+    pool = ListPool([micro_batch(32), ("not", "a", "message")])
+    with pytest.raises(TypeError, match="a worker sent a tuple, which is no message"):
+        learn(step, record, pool, _Bar(record.config, record, False), StopRequest(), lambda: None)
+    assert step.updates == 1  # the micro-batch before it was trained on
+    record.close()
