@@ -84,7 +84,7 @@ class A3CConfig:
     """How the work is split: "data" (workers send experience, the learner computes every
     gradient: the reference code's design), "grad" (workers send the gradients of their own
     micro-batches; the learner averages them and steps Adam) or "hogwild" (the A3C paper's:
-    each worker updates the shared weights and Adam state itself, one micro-batch a step)."""
+    each worker updates the shared weights and Adam state itself, a batch of its own a step)."""
     vector_env: bool = False
     """Atari workers play with ale-py's AtariVectorEnv (the same preprocessing in C++) instead
     of `make_env`'s gymnasium wrappers (`lib.envs.make_vector_env`)."""
@@ -274,10 +274,12 @@ def fit_layout(config: A3CConfig, cores: int | None = None, cuda: bool = False) 
     and to a CUDA learner for the Atari presets (CartPole keeps its own everywhere).
 
     With CUDA the learner's work moves to the GPU, and one worker per core but two (the
-    learner's process and its pipe readers keep those) play, 8 envs each. On a CPU alone the
-    learner needs cores of its own as the workers add frames: a quarter of the cores, the rest
-    play. Up to `processes + 1` cores the preset is kept: on 2 cores its 2 workers share the
-    cores with the learner, at a lower priority.
+    learner's process and its pipe readers keep those) play, 8 envs each: 14 x 8 solved Pong on
+    a 16-core GPU machine. On a CPU alone the learner needs cores of its own as the workers add
+    frames: a quarter of the cores (the fastest of three layouts tried on 16 and on 8 cores),
+    the rest play. Hogwild's main process does not train: every core plays and learns. Up to
+    `processes + 1` cores the preset is kept: on 2 cores its 2 workers share the cores with the
+    learner, at a lower priority.
     """
     cores = cores or usable_cores()
     keep = Layout(
@@ -289,10 +291,21 @@ def fit_layout(config: A3CConfig, cores: int | None = None, cuda: bool = False) 
         cuda,
         f"the {config.preset} preset's own layout",
     )
-    if config.net == "mlp":
+    if config.net == "mlp" or cores <= config.processes + 1:
         return keep
+    if config.variant == "hogwild":
+        return Layout(
+            cores,
+            config.envs_per_process,
+            1,
+            config.worker_device,
+            cores,
+            cuda,
+            f"{cores} CPU cores, Hogwild: {cores} workers x {config.envs_per_process} envs play "
+            "and update the shared weights (not measured beyond 2 cores)",
+        )
     if cuda:
-        workers = max(1, cores - 2)
+        workers = cores - 2
         return Layout(
             workers,
             GPU_ENVS_PER_PROCESS,
@@ -301,10 +314,8 @@ def fit_layout(config: A3CConfig, cores: int | None = None, cuda: bool = False) 
             cores,
             cuda,
             f"a CUDA GPU learns and {cores} cores play: {workers} workers x "
-            f"{GPU_ENVS_PER_PROCESS} envs, the layout that solved Pong on a 16-core GPU machine",
+            f"{GPU_ENVS_PER_PROCESS} envs (14 x 8 solved Pong on a 16-core GPU machine)",
         )
-    if cores <= config.processes + 1:
-        return keep
     threads = max(1, cores // 4)
     workers = cores - threads
     return Layout(

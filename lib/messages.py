@@ -69,11 +69,11 @@ class Applied(NamedTuple):
 
     worker_id: int
     frames: int
-    """Samples in the micro-batch the update was computed on."""
+    """Samples in the batch the update was computed on (`batch_size`)."""
     stats: dict[str, float]
     """The loss parts, batch means and gradient norm, under their TensorBoard tags."""
     policy_lag: int
-    """Updates the other workers applied since the micro-batch's first action."""
+    """Updates the other workers applied since the batch's first action."""
     bootstrap_age: int
     """As `MicroBatch.bootstrap_age`."""
 

@@ -132,7 +132,7 @@ class WorkerPool:
     """Starts the worker processes, passes on what they send, and makes sure they are gone.
 
     The workers act with `net` on `device`: the learner's own network, or its CPU copy
-    (`lib.learner.WorkerWeights`). Each worker sends through a pipe of its own, and the learner
+    (`lib.update.WorkerWeights`). Each worker sends through a pipe of its own, and the learner
     holds only the read ends. One `multiprocessing.Queue` shared by all workers hangs the
     learner when a worker is killed in the middle of a message: the half-written message blocks
     every read, and the dead worker still holds the queue's write lock. With a pipe per worker,
@@ -262,7 +262,7 @@ class WorkerPool:
                 message = f"worker {worker_id} (pid {proc.pid}) {how}"
                 if tb:
                     raise WorkerError(f"{message}; its traceback:\n{tb}")
-                if proc.exitcode == 1:  # died while starting, before data_func could report
+                if proc.exitcode == 1:  # died while starting, before run_worker could report
                     message += (
                         " while starting. If train() is called from a script, put the call "
                         "under `if __name__ == '__main__':`: spawned workers import the main "

@@ -107,7 +107,10 @@ def test_the_layout_rule_keeps_the_preset_on_2_cores_and_scales_it_to_the_machin
     # a CUDA learner on 16 cores: what solved Pong on the H100 machine
     gpu = fit_layout(fast, cores=16, cuda=True)
     assert (gpu.processes, gpu.envs_per_process, gpu.worker_device) == (14, 8, "cpu")
-    assert fit_layout(fast, cores=2, cuda=True).processes == 1  # a hosted GPU runtime
+    hosted = fit_layout(fast, cores=2, cuda=True)  # a hosted GPU runtime: the preset's own
+    assert (hosted.processes, hosted.envs_per_process) == (2, 16)
+    # Hogwild's main process does not train: every core plays and learns
+    assert fit_layout(override(fast, variant="hogwild"), cores=8).processes == 8
     # CartPole keeps its own layout on any machine
     assert fit_layout(get_preset("cartpole"), cores=16, cuda=True).processes == 2
     # every layout makes a valid config
