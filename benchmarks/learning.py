@@ -97,6 +97,18 @@ def run_a3c(config, tags: Sequence[str] = (), resume: str | None = None) -> dict
     )
 
 
+def start_of(resume: str | None) -> dict | None:
+    """Where every run began: the checkpoint's frames, updates and mean score (None: afresh)."""
+    if resume is None:
+        return None
+    from lib.checkpoint import load_checkpoint
+
+    state = load_checkpoint(resume)
+    scores = state["scores"]
+    mean = round(sum(scores) / len(scores), 2) if scores else None
+    return {"frames": state["frames"], "updates": state["updates"], "mean_score": mean}
+
+
 def run_a2c(config) -> dict:
     r = train_a2c(config, max_frames=config.max_frames or 10**12)
     return _row(
@@ -181,6 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         "preset": base.preset,
         "config": base.to_dict(),
         "seconds_budget": args.seconds,
+        "start": start_of(args.resume),
         "runs": runs,
         "rows": rows,
     }
