@@ -4,8 +4,6 @@ shared Adam itself, and the run's faults and exits behave as in the other varian
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -161,7 +159,10 @@ def test_a_resumed_hogwild_run_goes_on_with_its_weights_moments_and_count(tmp_pa
         (["--device", "cuda"], "hogwild trains in the workers, on the CPU"),
     ],
 )
-def test_hogwild_where_it_cannot_run_is_refused_before_anything_starts(args, message):
-    cmd = [sys.executable, "-m", "lib.train", "--preset", "cartpole", "--variant", "hogwild"]
-    out = subprocess.run([*cmd, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+def test_hogwild_where_it_cannot_run_is_refused_before_anything_starts(args, message, capsys):
+    from lib.train import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--preset", "cartpole", "--variant", "hogwild", *args])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err and "Traceback" not in err
