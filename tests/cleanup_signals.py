@@ -5,8 +5,9 @@
 For each stage of `lib.a3c.train`'s clean-up, one short run: a first SIGINT ends its training
 (sent by the callback once it has trained), and a second signal (SIGTERM and SIGINT in turn)
 arrives at the start of that stage. A last run gets a second and a third signal at the start
-of the stage that saves `last.pt`. Each run's folder is `OUT_DIR/<stage>`; one line per run on
-stdout says how it ended.
+of the stage that saves `last.pt`; on local workers one more run, of Hogwild, gets its second
+signal there too. Each run's folder is `OUT_DIR/<stage>`; one line per run on stdout says how
+it ended.
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ STAGES = {
 
 
 def one_run(
-    out: Path, backend: str, address: str | None, stage: str, more: int, second: int
+    out: Path,
+    backend: str,
+    address: str | None,
+    stage: str,
+    more: int,
+    second: int,
+    variant: str = "data",
 ) -> None:
     """A run stopped by a first SIGINT, then `more` signals at the start of `stage`."""
     method = STAGES[stage]
@@ -57,8 +64,9 @@ def one_run(
             stopping[0] = True
             os.kill(os.getpid(), signal.SIGINT)  # the first signal: stop training
 
-    config = get_preset("cartpole", stop_score=1e9, max_frames=10**9)
+    config = get_preset("cartpole", stop_score=1e9, max_frames=10**9, variant=variant)
     name = stage.replace(" ", "_") + ("_third" if more == 2 else "")
+    name += "" if variant == "data" else f"_{variant}"
     setattr(owner, method, hooked)
     try:
         summary = train(
@@ -90,10 +98,12 @@ def main(out: Path, backend: str, address: str | None) -> None:
         import ray
 
         ray.init(address=address, include_dashboard=False, logging_level="WARNING")
-    runs = [(stage, 1) for stage in STAGES] + [("saving last.pt", 2)]
-    for i, (stage, more) in enumerate(runs):
+    runs = [(stage, 1, "data") for stage in STAGES] + [("saving last.pt", 2, "data")]
+    if backend == "local":  # Hogwild's shared weights and Adam state, saved under the signal
+        runs.append(("saving last.pt", 1, "hogwild"))
+    for i, (stage, more, variant) in enumerate(runs):
         second = signal.SIGTERM if i % 2 else signal.SIGINT  # both kinds, in turn
-        one_run(out, backend, address, stage, more, second)
+        one_run(out, backend, address, stage, more, second, variant)
 
 
 if __name__ == "__main__":

@@ -55,4 +55,11 @@ def check_cleanup_signals(out: Path, output: str) -> None:
 
 
 def test_a_second_signal_at_any_stage_of_the_clean_up_still_saves_everything(tmp_path):
-    check_cleanup_signals(tmp_path, run_cleanup_signals(tmp_path, "local"))
+    output = run_cleanup_signals(tmp_path, "local")
+    check_cleanup_signals(tmp_path, output)
+    # Hogwild: the shared weights and Adam state saved whole under a second signal
+    assert "saving_last.pt_hogwild: returned interrupted after 1 more" in output
+    run = tmp_path / "saving_last.pt_hogwild"
+    summary = Summary.load(run / "summary.json")
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["updates"] == summary.updates > 0 and "optimizer" in last
