@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -85,10 +86,13 @@ def scalars(run_dir: Path, tag: str) -> list[float]:
     return [e.value for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
 
 
-def kill_one_actor_after(frames: int, killed: list[int]):
-    """A callback that SIGKILLs one worker actor once the learner has `frames` frames."""
+def kill_one_actor_after(frames: int, killed: list[int], times: list[float] | None = None):
+    """A callback that SIGKILLs one worker actor once the learner has `frames` frames (and
+    notes when the learner loop called it, in `times`)."""
 
     def callback(progress):
+        if times is not None:
+            times.append(time.monotonic())
         if not killed and progress.frames >= frames:
             victim = ray_workers()[0]
             killed.append(victim.pid)
@@ -102,16 +106,20 @@ def kill_one_actor_after(frames: int, killed: list[int]):
 def test_cartpole_learns_on_two_nodes_and_a_killed_actor_is_restarted(cluster, tmp_path):
     config = get_preset("cartpole", seed=1)
     killed: list[int] = []
+    times: list[float] = []
     summary = train(
         config,
         run_dir=tmp_path,
         progress=False,
         backend="ray",
         address=cluster.address,
-        callback=kill_one_actor_after(100_000, killed),
+        callback=kill_one_actor_after(100_000, killed, times),
         callback_seconds=0.5,
     )
     assert killed, "the run ended before an actor could be killed"
+    # the actor died during a `next` call (one is always in flight): the learner loop kept
+    # turning, every half second or so, while Ray restarted it
+    assert max(b - a for a, b in zip(times, times[1:], strict=False)) < 10
     assert summary.solved and summary.mean_score >= 475, summary.line()
     assert summary.worker_restarts == 1
     # one actor per node: two node ids (cluster_utils puts both nodes on one IP)
