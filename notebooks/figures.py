@@ -390,83 +390,94 @@ def learning_table(
 
 
 DESIGNS = {
-    "hogwild": (
-        "Hogwild (the A3C paper)",
-        "shared weights θ\n(no lock)",
-        "play, loss,\ngradient, step",
-        "writes θ −= lr·g",
+    "data": (
+        "Data parallelism (--variant data)",
+        "main process, the learner:\nloss, gradient, clip, Adam step on θ",
+        "play, n-step,\nmicro-batch",
+        "micro-batches\n(states, actions, returns)",
     ),
     "grad": (
         "Gradient parallelism (--variant grad)",
-        "learner: mean of g,\nAdam step, publish θ",
-        "play, loss,\ngradient",
+        "main process, the learner:\nmean of the g, clip, Adam step on θ",
+        "play, n-step,\ngradient g of\nits micro-batch",
         "gradients g\n(a float per weight)",
     ),
-    "data": (
-        "Data parallelism (--variant data)",
-        "learner: loss, gradient,\nAdam step, publish θ",
-        "play",
-        "micro-batches\n(states, actions, returns)",
-    ),
 }
-"""Per design: title, the top box, what each worker does, what goes up to the top box."""
+"""Per design with a learner: title, the learner's box, what each worker does, what it sends."""
 
 
-def draw_designs(size: tuple[float, float] = (12.0, 3.6)) -> Figure:
-    """The three ways of splitting A3C's work, side by side: who computes the gradient, and
-    what travels from the workers (solid arrows) and back to them (dashed: weights read)."""
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-
-    fig, axes = plt.subplots(1, len(DESIGNS), figsize=size)
-    for ax, (title, top, work, up) in zip(axes, DESIGNS.values(), strict=True):
-        ax.set_xlim(0, 10)
+def draw_designs(size: tuple[float, float] = (12.0, 3.8)) -> Figure:
+    """The three designs as `lib` runs them (`--variant data`, `grad`, `hogwild`): what each
+    worker sends to the main process (red), where the Adam step on the weights θ happens, and
+    the workers reading θ in shared memory (dashed). In Hogwild the workers step θ and Adam's
+    shared moments themselves, and the main process only records their reports."""
+    fig, axes = plt.subplots(1, 3, figsize=size)
+    for ax in axes:
+        ax.set_xlim(-0.1, 10.1)
         ax.set_ylim(0, 10)
         ax.axis("off")
+    for ax, (title, top, work, sent) in zip(axes, DESIGNS.values(), strict=False):
         ax.set_title(title, fontsize=10)
-        boxes = [(2.0, 7.0, 6.0, 2.2, top, "#dbe9f6")]
-        boxes += [
-            (0.3 + 3.3 * i, 0.6, 3.0, 2.2, f"worker {i}\n{work}", "#fde7c8") for i in range(3)
-        ]
-        for x, y, w, h, text, color in boxes:
-            ax.add_patch(
-                FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.1", fc=color, ec="0.3", lw=1)
-            )
-            ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+        _box(ax, 1.5, 7.0, 7.0, 2.2, top + "\n(θ in shared memory)", "#dbe9f6")
         for i in range(3):
-            x = 1.8 + 3.3 * i
-            ax.add_patch(
-                FancyArrowPatch(
-                    (x, 2.95),
-                    (3.5 + 1.5 * i, 6.85),
-                    arrowstyle="-|>",
-                    mutation_scale=10,
-                    lw=1.3,
-                    color="tab:red",
-                )
-            )
-            ax.add_patch(
-                FancyArrowPatch(
-                    (3.1 + 1.5 * i, 6.85),
-                    (x - 0.6, 2.95),
-                    arrowstyle="-|>",
-                    mutation_scale=8,
-                    lw=0.9,
-                    ls="--",
-                    color="0.45",
-                )
-            )
+            x = 0.3 + 3.3 * i
+            _box(ax, x, 0.6, 3.0, 2.2, f"worker {i}\n{work}", "#fde7c8")
+            _arrow(ax, (x + 1.5, 2.95), (3.5 + 1.5 * i, 6.85), lw=1.3, color="tab:red")
+            _arrow(ax, (3.1 + 1.5 * i, 6.85), (x + 0.9, 2.95), lw=0.9, ls="--", color="0.45")
         ax.text(
             5.0,
             4.9,
-            up,
+            sent,
             ha="center",
             va="center",
             fontsize=8,
             color="tab:red",
             bbox={"fc": "white", "ec": "none", "alpha": 0.85},
         )
-    axes[0].text(0.0, -0.4, "dashed: workers read the shared weights θ", fontsize=7, color="0.35")
-    fig.tight_layout()
+
+    ax = axes[2]  # Hogwild: every worker steps the shared θ and moments; the main process records
+    ax.set_title("Hogwild, the A3C paper's (--variant hogwild)", fontsize=10)
+    shared = "shared memory, no lock:\nθ, Adam's moments and step count"
+    _box(ax, 1.5, 7.5, 7.0, 1.7, shared, "#e4f2dc")
+    _box(
+        ax,
+        1.5,
+        0.3,
+        7.0,
+        1.3,
+        "main process: records only\n(scores, TensorBoard, checkpoints)",
+        "#dbe9f6",
+    )
+    for i in range(3):
+        x = 0.3 + 3.3 * i
+        worker = f"worker {i}\nplay, a batch,\nloss, gradient,\nAdam step"
+        _box(ax, x, 3.6, 3.0, 2.2, worker, "#fde7c8")
+        _arrow(ax, (x + 1.9, 5.95), (3.7 + 1.5 * i, 7.35), lw=1.3, color="tab:green")
+        _arrow(ax, (3.1 + 1.5 * i, 7.35), (x + 1.1, 5.95), lw=0.9, ls="--", color="0.45")
+        _arrow(ax, (x + 1.5, 3.45), (3.5 + 1.5 * i, 1.75), lw=1.3, color="tab:red")
+    for y, text, color in (
+        (6.65, "writes θ and the moments", "tab:green"),
+        (2.6, "reports: loss, lag", "tab:red"),
+    ):
+        ax.text(
+            5.0,
+            y,
+            text,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color=color,
+            bbox={"fc": "white", "ec": "none", "alpha": 0.85},
+        )
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.text(
+        0.01,
+        0.01,
+        "red: what a worker sends through its pipe   green: a Hogwild worker's step on the "
+        "shared θ   dashed: workers read θ in place",
+        fontsize=7,
+        color="0.35",
+    )
     return fig
 
 

@@ -53,9 +53,8 @@ WORKED_BY_HAND = {
         "0.98": "gamma ** 2",
         "300,000": "exercise 3's own frame budget, set in its code",
     },
-    "07_two_designs": {
+    "07_three_designs": {
         "20,000": "quick mode's max_frames, set in the live section's code",
-        "50,000": "exercise 2's own max_frames, set in its code",
     },
     "08_beyond_one_machine": {
         "100,000": "the frame count at which the live run kills a worker (KILL_AT, in its code)",
