@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Ray for notebook 08 on a GPU machine without internet, packed to fit one device carry:
+# Ray for notebook 08 on a GPU machine without internet, packed small:
 #   make gpu-ray                        # downloads the lock's Ray wheel, then runs this on it
 #   bash benchmarks/gpu_ray.sh RAY_WHEEL   # writes .whl/ray/ray-trim.tar.xz
-# Ray's cp312 wheel is 79 MB, more than a 64 MiB carry. Unpacked, it leaves out the parts the
+# Ray's cp312 wheel is 79 MB. Unpacked, it leaves out the parts the
 # course never imports (the Java jars, RLlib, Serve, Data, Tune, Train); the rest, packed with
 # xz, is about 30 MB. gpu_notebooks.sh unpacks it into /tmp/a3c-ray. Ray's own dependencies
 # that such a machine may lack come with `make gpu-wheels` (jsonschema and its three).

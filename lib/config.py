@@ -120,8 +120,9 @@ class A3CConfig:
         """Workers run one thread each; the learner takes the cores they leave on this machine
         (`local_workers` of them run here, all by default), never fewer than 1.
 
-        On 2 cores with 2 workers a 2-thread learner was 5x slower per update than a 1-thread
-        one (benchmarks/README.md): oversubscribed OpenMP threads wait on each other.
+        On 2 cores with 2 workers a 2-thread learner made A3C 2.6x slower than a 1-thread one
+        (128 against 329 frames/s, benchmarks/README.md): oversubscribed threads wait on each
+        other.
         """
         if self.learner_threads:
             return self.learner_threads

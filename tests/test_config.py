@@ -80,14 +80,14 @@ def test_every_config_field_is_a_command_line_option_with_its_docstring():
     assert parser.parse_args([]).gamma is None  # unset: the preset's value stays
 
 
-def test_a_config_shows_in_a_notebook_as_a_table_with_the_changes_from_the_seed_in_bold():
+def test_a_config_shows_in_a_notebook_as_a_table_with_the_reference_codes_changes_in_bold():
     config = get_preset("cartpole")
     table = config._repr_html_()
     rows = re.findall(r"<tr><td><code>(\w+)</code></td><td>(.*?)</td><td>(.*?)</td></tr>", table)
     assert [name for name, _, _ in rows] == [f.name for f in dataclasses.fields(A3CConfig)]
     cells = {name: value for name, value, _ in rows}
-    assert cells["learning_rate"] == "<b>0.002</b>"  # the seed's is 0.001
-    assert cells["gamma"] == "0.99"  # the same as the seed's
+    assert cells["learning_rate"] == "<b>0.002</b>"  # the reference code's is 0.001
+    assert cells["gamma"] == "0.99"  # the same as the reference code's
     assert cells["env_id"] == "<b>&#x27;CartPole-v1&#x27;</b>"  # escaped, not raw quotes
     docs = {name: doc for name, _, doc in rows}
     assert docs["gamma"] == "Discount factor"

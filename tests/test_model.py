@@ -1,4 +1,4 @@
-"""Networks: the seed's AtariA2C exactly, the MLP, and the agent that samples from them."""
+"""Networks: the reference code's AtariA2C exactly, the MLP, and the agent that samples."""
 
 import numpy as np
 import torch
