@@ -228,3 +228,19 @@ def test_an_old_gymnasium_is_named_with_its_version_and_the_install_line(tmp_pat
     assert "needs 1 package(s)" in out.stderr, out.stderr
     assert "gymnasium>=1.0.0,<2 (0.29.1 is installed)" in out.stderr
     assert '%pip install "gymnasium>=1.0.0,<2"' in out.stderr
+
+
+def test_the_readmes_reading_times_follow_the_notebooks_words():
+    """README's "reading (est.)" column is each notebook's markdown words at 200 a minute,
+    rounded: it must follow the notebooks when their prose changes."""
+    import json
+
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\|[^|]*\| `(\d\d_\w+)` \|.*\| (\d+) min \|$", readme, re.M)
+    assert len(rows) == 9, rows
+    for stem, minutes in rows:
+        cells = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())["cells"]
+        words = sum(
+            len("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown"
+        )
+        assert int(minutes) == round(words / 200), (stem, words, minutes)
