@@ -20,3 +20,12 @@ def sigint_enabled():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def no_workers_left():
+    """After the test, no spawned worker of this process is left (waits up to 30 s)."""
+    from procs import wait_for, workers_of
+
+    yield
+    assert wait_for(lambda: workers_of() == [], 30), "a test left spawned workers behind"

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from learner_parts import endless_cartpole
 from procs import alive, blocked_in_pipe_write, restore_sigint, wait_for, workers_of
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -26,16 +27,10 @@ from lib.tracking import Summary
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def no_workers_left():
-    yield
-    assert wait_for(lambda: workers_of() == [], 30), "a test left spawned workers behind"
+pytestmark = pytest.mark.usefixtures("no_workers_left")
 
 
-def cartpole(**overrides):
-    # never solved, never out of frames: each run here ends the way its test makes it end
-    base = {"processes": 2, "envs_per_process": 2, "max_frames": 10**9, "stop_score": 1e9}
-    return get_preset("cartpole", **{**base, **overrides})
+cartpole = endless_cartpole
 
 
 def trained(event: threading.Event):

@@ -4,10 +4,10 @@ steps. Its gradients must be the learner's own, and it must learn like the data 
 import numpy as np
 import pytest
 import torch
-from learner_parts import feed, finish, learner
+from learner_parts import cartpole_batch, feed, finish, learner
 
 from lib import get_preset
-from lib.a2c import Batch, a2c_update
+from lib.a2c import a2c_update
 from lib.a3c import train
 from lib.config import ConfigError, override
 from lib.messages import Gradients, MicroBatch
@@ -15,15 +15,6 @@ from lib.model import MlpA2C
 from lib.plots import read_scalars
 from lib.pool import WorkerPool
 from lib.worker import gradient_message, run_worker
-
-
-def cartpole_batch(n: int, seed: int) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    return Batch(
-        torch.randn(n, 4, generator=g),
-        torch.randint(0, 2, (n,), generator=g),
-        torch.randn(n, generator=g) * 5,
-    )
 
 
 def test_a_workers_gradient_is_the_one_the_learner_computes_on_the_same_batch_and_weights():

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from procs import hogwild_one_update, report_weight_sums, wait_for, workers_of
+from learner_parts import cartpole_batch, endless_cartpole
+from procs import hogwild_one_update, report_weight_sums, workers_of
 
 from lib import get_preset, make_net
-from lib.a2c import Batch, a2c_gradients
+from lib.a2c import a2c_gradients
 from lib.a3c import WorkerError, train
 from lib.checkpoint import load_checkpoint
 from lib.envs import obs_shape_and_actions
@@ -24,25 +25,11 @@ from lib.tracking import Summary
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def no_workers_left():
-    yield
-    assert wait_for(lambda: workers_of() == [], 30), "a test left spawned workers behind"
+pytestmark = pytest.mark.usefixtures("no_workers_left")
 
 
 def hogwild(**overrides):
-    base = {"variant": "hogwild", "processes": 2, "envs_per_process": 2}
-    base |= {"max_frames": 10**9, "stop_score": 1e9}
-    return get_preset("cartpole", **{**base, **overrides})
-
-
-def cartpole_batch(n: int, seed: int) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    return Batch(
-        torch.randn(n, 4, generator=g),
-        torch.randint(0, 2, (n,), generator=g),
-        torch.randn(n, generator=g) * 5,
-    )
+    return endless_cartpole(**{"variant": "hogwild", **overrides})
 
 
 def in_a_worker(ctx, *args) -> None:

@@ -52,6 +52,7 @@ WORKED_BY_HAND = {
         "0.97": "gamma ** 3 for gamma = 0.99",
         "0.98": "gamma ** 2",
         "300,000": "exercise 3's own frame budget, set in its code",
+        "2.11": "the torch version in a2c_value_coef.json's machine field (a string there)",
     },
     "07_three_designs": {
         "20,000": "quick mode's max_frames, set in the live section's code",
