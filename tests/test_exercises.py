@@ -22,7 +22,7 @@ NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 GLOSSARY = NOTEBOOKS / "00_glossary.ipynb"
 NUMBERED = [p for p in NOTEBOOK_PATHS if p != GLOSSARY]
-SOLUTION_TIMEOUT = 300  # the heaviest, six short CartPole runs, takes about 50 s on 2 idle cores
+SOLUTION_TIMEOUT = 300  # the heaviest (04, six short CartPole runs) took 94 s of CPU time
 
 # The notebooks with learner aids: every lesson.
 AIDED = ("01", "02", "03", "04", "05", "06", "07", "08")
