@@ -389,6 +389,43 @@ def learning_table(
     return "\n".join(lines)
 
 
+def plot_mean_curves(
+    runs: Mapping[str, Sequence[Mapping[str, float]]],
+    x: str = "frames",
+    window: int = 100,
+    stop_score: float | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """One line per run, labelled by its key: each curve point's `mean` (of the last `window`
+    scores) against "frames" or wall-clock "minutes"; a circle where a run reached `stop_score`.
+
+    The points are a `lib.train` run's `curve.json` points (frames, seconds, score, mean), as
+    `benchmarks.pong_runs` stores them.
+    """
+    if x not in ("frames", "minutes"):
+        raise ValueError(f"x={x!r}: use 'frames' or 'minutes'")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.4))
+    for label, points in runs.items():
+        if not points:
+            continue
+        xs = [p["frames"] if x == "frames" else p["seconds"] / 60 for p in points]
+        ys = [p["mean"] for p in points]
+        (line,) = ax.plot(xs, ys, lw=1.2, label=label)
+        if stop_score is not None and ys[-1] >= stop_score:
+            ax.plot(xs[-1], ys[-1], "o", color=line.get_color(), ms=5)
+    if stop_score is not None:
+        ax.axhline(stop_score, color="gray", ls="--", lw=1)
+    if x == "frames":
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_xlabel("frames (agent steps)")
+    else:
+        ax.set_xlabel("wall-clock minutes since the start")
+    ax.set_ylabel(f"score (mean of last {window})")
+    ax.grid(alpha=0.3)
+    return ax
+
+
 DESIGNS = {
     "data": (
         "Data parallelism (--variant data)",
