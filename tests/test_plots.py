@@ -311,3 +311,21 @@ def test_learning_table_known_values(a2c_run):
     assert lines[4].startswith("| **A3C** | mean ± std | 1/2 | **200 ± 141** | **3.0 ± 1.4** |")
     one = learning_table({"a2c": [a2c_run]}).splitlines()
     assert one[-1].startswith(f"| **a2c** | mean ± std | 0/1 | **{a2c_run['frames']:,}** |")
+
+
+def test_mean_curves_draw_a_line_per_run_and_mark_a_solved_one():
+    from figures import plot_mean_curves
+
+    points = [
+        {"frames": 100 * i, "seconds": 30.0 * i, "mean": m} for i, m in enumerate([-21, 0, 19])
+    ]
+    ax = plot_mean_curves({"solved": points, "not yet": points[:2]}, stop_score=18.0)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["solved"].get_xdata()) == [0, 100, 200]
+    assert list(lines["not yet"].get_ydata()) == [-21, 0]
+    circles = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert len(circles) == 1 and list(circles[0].get_ydata()) == [19]  # only the solved run
+    minutes = plot_mean_curves({"solved": points}, x="minutes")
+    assert list(minutes.get_lines()[0].get_xdata()) == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match="use 'frames' or 'minutes'"):
+        plot_mean_curves({}, x="hours")
