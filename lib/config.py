@@ -198,6 +198,7 @@ PONG_FAST = replace(
     clip_grad=0.5,
     processes=2,
     envs_per_process=16,
+    vector_env=True,  # 1.16x A3C's frames/s on 2 cores (benchmarks/results/vector_env_loop_*.json)
     checkpoint_minutes=5.0,
 )
 
@@ -255,6 +256,7 @@ class Layout:
     envs_per_process: int
     learner_threads: int
     worker_device: str
+    vector_env: bool
     cores: int
     """CPU cores the run may use (`usable_cores`)."""
     cuda: bool
@@ -264,7 +266,7 @@ class Layout:
         return {name: getattr(self, name) for name in LAYOUT_FIELDS}
 
 
-LAYOUT_FIELDS = ("processes", "envs_per_process", "learner_threads", "worker_device")
+LAYOUT_FIELDS = ("processes", "envs_per_process", "learner_threads", "worker_device", "vector_env")
 """The config fields the layout rule sets, unless the command line names them."""
 GPU_ENVS_PER_PROCESS = 8
 """Environments per worker with a GPU learner: 14 workers x 8 solved Pong on a 16-core H100."""
@@ -275,9 +277,10 @@ def fit_layout(config: A3CConfig, cores: int | None = None, cuda: bool = False) 
     and to a CUDA learner for the Atari presets (CartPole keeps its own everywhere).
 
     With CUDA the learner's work moves to the GPU, and one worker per core but two (the
-    learner's process and its pipe readers keep those) play, 8 envs each: 14 x 8 solved Pong on
-    a 16-core GPU machine. On a CPU alone the learner needs cores of its own as the workers add
-    frames: a quarter of the cores (the fastest of three layouts tried on 16 and on 8 cores),
+    learner's process and its pipe readers keep those) play, 8 envs each, with gymnasium's
+    wrappers (the vector env was 0.92x there): 14 x 8 solved Pong on a 16-core GPU machine. On
+    a CPU alone the learner needs cores of its own as the workers add frames: a quarter of the
+    cores (the fastest of three layouts tried on 16 and on 8 cores, with gymnasium's wrappers),
     the rest play. Hogwild's main process does not train: every core plays and learns. Up to
     `processes + 1` cores the preset is kept: on 2 cores its 2 workers share the cores with the
     learner, at a lower priority.
@@ -288,6 +291,7 @@ def fit_layout(config: A3CConfig, cores: int | None = None, cuda: bool = False) 
         config.envs_per_process,
         config.learner_threads,
         config.worker_device,
+        config.vector_env,
         cores,
         cuda,
         f"the {config.preset} preset's own layout",
@@ -300,6 +304,7 @@ def fit_layout(config: A3CConfig, cores: int | None = None, cuda: bool = False) 
             config.envs_per_process,
             1,
             config.worker_device,
+            config.vector_env,
             cores,
             cuda,
             f"{cores} CPU cores, Hogwild: {cores} workers x {config.envs_per_process} envs play "
@@ -312,6 +317,7 @@ def fit_layout(config: A3CConfig, cores: int | None = None, cuda: bool = False) 
             GPU_ENVS_PER_PROCESS,
             0,
             "cpu",
+            False,
             cores,
             cuda,
             f"a CUDA GPU learns and {cores} cores play: {workers} workers x "
@@ -324,6 +330,7 @@ def fit_layout(config: A3CConfig, cores: int | None = None, cuda: bool = False) 
         config.envs_per_process,
         threads,
         config.worker_device,
+        False,
         cores,
         cuda,
         f"{cores} CPU cores: {workers} workers x {config.envs_per_process} envs play, and the "

@@ -112,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
 def describe(config: A3CConfig) -> str:
     """The layout fields of a config, in words."""
     threads = config.learner_threads or "auto"
+    envs = "ale-py's vector env" if config.vector_env else "gymnasium's wrappers"
     return (
-        f"{config.processes} workers x {config.envs_per_process} envs, learner threads "
-        f"{threads}, worker device {config.worker_device}"
+        f"{config.processes} workers x {config.envs_per_process} envs ({envs}), learner "
+        f"threads {threads}, worker device {config.worker_device}"
     )
 
 

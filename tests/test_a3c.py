@@ -181,7 +181,10 @@ def test_the_cli_fits_the_layout_to_the_machine_says_why_and_options_win(tmp_pat
     cmd += ["--envs", "2", "--max-frames", "1", "--no-progress", "--run-dir", str(tmp_path)]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "layout: 2 workers x 2 envs, learner threads auto, worker device cpu: the " in out.stderr
+    assert (
+        "layout: 2 workers x 2 envs (ale-py's vector env), learner threads auto, worker device "
+        "cpu: the pong-fast preset's own layout"
+    ) in out.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["cores"] == 1
     assert (

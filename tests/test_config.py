@@ -107,6 +107,8 @@ def test_the_layout_rule_keeps_the_preset_on_2_cores_and_scales_it_to_the_machin
     # a CUDA learner on 16 cores: what solved Pong on the H100 machine
     gpu = fit_layout(fast, cores=16, cuda=True)
     assert (gpu.processes, gpu.envs_per_process, gpu.worker_device) == (14, 8, "cpu")
+    # ale-py's vector env where it was measured faster: 2 cores, not the GPU's 16
+    assert two.vector_env and not gpu.vector_env and not sixteen.vector_env
     hosted = fit_layout(fast, cores=2, cuda=True)  # a hosted GPU runtime: the preset's own
     assert (hosted.processes, hosted.envs_per_process) == (2, 16)
     # Hogwild's main process does not train: every core plays and learns
