@@ -150,7 +150,7 @@ def unbacked_figures(
                     continue
                 value = float(figure.replace(",", ""))
                 if approximate:
-                    if any(abs(x - value) <= 0.05 * value for x in own | named):
+                    if any(abs(abs(x) - value) <= 0.05 * value for x in own | named):
                         continue
                 else:
                     if re.search(rf"(?<![\d.,]){re.escape(figure)}(?!\d)", all_outputs):
@@ -158,7 +158,7 @@ def unbacked_figures(
                     if "." not in figure and value in printed:  # printed as 521408
                         continue
                     decimals = len(figure.split(".")[1]) if "." in figure else 0
-                    if any(round(x, decimals) == value for x in every_result):
+                    if any(round(abs(x), decimals) == value for x in every_result):  # prose signs apart
                         continue
                 missing.append(("about " if approximate else "") + figure)
     return missing
