@@ -158,7 +158,8 @@ def unbacked_figures(
                     if "." not in figure and value in printed:  # printed as 521408
                         continue
                     decimals = len(figure.split(".")[1]) if "." in figure else 0
-                    if any(round(abs(x), decimals) == value for x in every_result):  # prose signs apart
+                    # prose writes a sign apart from its figure
+                    if any(round(abs(x), decimals) == value for x in every_result):
                         continue
                 missing.append(("about " if approximate else "") + figure)
     return missing
