@@ -100,8 +100,8 @@ class A3CConfig:
     def _repr_html_(self) -> str:
         """A table in notebooks (JupyterLab, GitHub, HTML export) instead of one long line:
         each field, its value, and the first sentence of its docstring; bold where the value
-        differs from the reference code's Pong settings."""
-        caption = f"A3CConfig, preset {self.preset}; bold = differs from the reference code's Pong"
+        differs from preset `pong`, the reference code's hyperparameters."""
+        caption = f"A3CConfig, preset {self.preset}; bold = differs from preset pong"
         return _fields_table(self, [f.name for f in fields(self)], PONG, caption)
 
     def changed(self, base: A3CConfig | None = None) -> FieldTable:
