@@ -61,13 +61,16 @@ def test_there_are_solutions_to_run():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("code", [c for _, c in SOLUTIONS], ids=[i for i, _ in SOLUTIONS])
-def test_solution_runs(code):
-    """Each solution is self-contained: a fresh interpreter in the repository root, as a student
-    running it as a script would have, in quick mode and with no display."""
+def test_solution_runs(code, tmp_path):
+    """Each solution is self-contained: a fresh interpreter in the repository root running it
+    as a script file, as a student would (a spawned child re-imports that file, so a solution
+    that starts processes needs its `__main__` guard), in quick mode and with no display."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "A3C_QUICK": "1", "MPLBACKEND": "Agg"}
+    script = tmp_path / "solution.py"
+    script.write_text(code)
     try:
         done = subprocess.run(
-            [sys.executable, "-c", code],
+            [sys.executable, str(script)],
             cwd=ROOT,
             env=env,
             capture_output=True,
