@@ -136,13 +136,19 @@ def plot_learning_curves(
                 label=f"{label} ({len(seeds)} seed{'s' * (len(seeds) > 1)})" if i == 0 else None,
             )
             ax.plot(xs[-1], ys[-1], "o" if run.get("solved") else "x", color=color, ms=5)
+    return score_axes(ax, x, window, stop_score)
+
+
+def score_axes(ax: Axes, x: str, window: int, stop_score: float | None) -> Axes:
+    """The frame of a score-curve plot: the stop line, the x axis ("frames", or wall-clock
+    "seconds" or "minutes" since the start), the y label and the grid."""
     if stop_score is not None:
         ax.axhline(stop_score, color="gray", ls="--", lw=1)
     if x == "frames":
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.set_xlabel("frames (agent steps)")
     else:
-        ax.set_xlabel("wall-clock seconds since the start")
+        ax.set_xlabel(f"wall-clock {x} since the start")
     ax.set_ylabel(f"score (mean of last {window})")
     ax.grid(alpha=0.3)
     return ax

@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from lib.plots import read_scalars
+from lib.plots import read_scalars, score_axes
 from lib.tracking import running_mean
 
 if TYPE_CHECKING:
@@ -414,16 +414,7 @@ def plot_mean_curves(
         (line,) = ax.plot(xs, ys, lw=1.2, label=label)
         if stop_score is not None and ys[-1] >= stop_score:
             ax.plot(xs[-1], ys[-1], "o", color=line.get_color(), ms=5)
-    if stop_score is not None:
-        ax.axhline(stop_score, color="gray", ls="--", lw=1)
-    if x == "frames":
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-        ax.set_xlabel("frames (agent steps)")
-    else:
-        ax.set_xlabel("wall-clock minutes since the start")
-    ax.set_ylabel(f"score (mean of last {window})")
-    ax.grid(alpha=0.3)
-    return ax
+    return score_axes(ax, x, window, stop_score)
 
 
 DESIGNS = {
