@@ -247,6 +247,9 @@ class RunRecord:
         """Write `last.pt` and `curve.json`, unless the weights are no longer finite (keep the
         good checkpoint)."""
         state = self.checkpoint_state()
+        # Hogwild's workers count their updates themselves, and a report can be lost when they
+        # stop: the count saved with the weights is the run's, so the summary says it too.
+        self.updates = state["updates"]
         if all(torch.isfinite(v).all() for v in state["model"].values()):
             save_checkpoint(self.ckpt_dir / "last.pt", state)
             write_json_atomic(self.run_dir / "curve.json", curve(self))

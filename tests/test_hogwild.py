@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from learner_parts import cartpole_batch, endless_cartpole
+from learner_parts import cartpole_batch, endless_cartpole, feed, finish, learner
 from procs import hogwild_one_update, report_weight_sums, workers_of
 
 from lib import get_preset, make_net
@@ -20,6 +20,7 @@ from lib.a3c import WorkerError, train
 from lib.checkpoint import load_checkpoint
 from lib.envs import obs_shape_and_actions
 from lib.hogwild import HogwildStep
+from lib.messages import Applied
 from lib.tracking import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +118,22 @@ def test_a_nan_in_a_worker_stops_the_run_before_the_step_and_keeps_the_weights(t
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert state["updates"] == 0  # the bad update was never applied
+
+
+def test_an_update_whose_report_was_lost_counts_in_the_checkpoint_and_the_summary(tmp_path):
+    """Worker 0 updates twice and reports once, worker 1 updates once and reports it; the
+    second report of worker 0 is lost as the workers stop. Three updates moved the weights:
+    last.pt and summary.json both say 3, not the 2 that were reported."""
+    step, record = learner(hogwild(), tmp_path)
+    counts = step.shared.counts
+    for worker_id in (0, 1):
+        counts.add(worker_id)
+        assert feed(step, record, Applied(worker_id, 32, {}, 0, 0))
+    counts.add(0)  # its Applied never arrives
+    assert record.updates == 2
+    summary = finish(record, "interrupted")
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert last["updates"] == summary.updates == 3 and summary.frames == last["frames"] == 64
 
 
 def test_a_resumed_hogwild_run_goes_on_with_its_weights_moments_and_count(tmp_path):
