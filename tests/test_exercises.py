@@ -132,6 +132,16 @@ def test_glossary_is_markdown_in_alphabetical_order():
     assert terms == sorted(terms, key=str.lower), terms
 
 
+def test_the_glossary_and_readme_set_the_three_designs_side_by_side():
+    """One short table each, a row per `--variant` value."""
+    head = "".join(json.loads(GLOSSARY.read_text(encoding="utf-8"))["cells"][0]["source"])
+    readme = (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")
+    for text in (head, readme):
+        rows = [line for line in text.splitlines() if line.startswith("| ")]
+        for variant in ("`data`", "`grad`", "`hogwild`"):
+            assert sum(variant in row for row in rows) == 1, (variant, rows)
+
+
 ASSERTION = re.compile(r"^\s*assert\b", re.M)
 EXPECTED = re.compile(r"```\s*\n\s*Expected:")
 

@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 from learner_parts import cartpole_batch, endless_cartpole, feed, finish, learner
 from procs import hogwild_one_update, report_weight_sums, workers_of
 
+import lib.pool
 from lib import get_preset, make_net
 from lib.a2c import a2c_gradients
 from lib.a3c import WorkerError, train
@@ -110,6 +111,32 @@ def test_a_killed_hogwild_worker_is_named_and_the_shared_weights_save_whole(tmp_
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert summary.stop_reason == "error" and state["frames"] == summary.frames
     assert state["updates"] >= 10 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_a_stuck_hogwild_worker_is_named_while_the_other_goes_on(tmp_path, monkeypatch):
+    """One worker stopped (SIGSTOP: alive, silent, maybe half-way through its step) while the
+    other keeps updating: the silence alone names it, and the saved weights load, finite."""
+    training, stopped = threading.Event(), {}
+
+    def callback(progress):
+        if progress.updates >= 10:
+            training.set()
+
+    def stop_one_worker():
+        assert training.wait(120), "the workers never made 10 updates"
+        # shortened only now, so a slow start-up cannot trip it first
+        monkeypatch.setattr(lib.pool, "STALL_SECONDS", 4.0)
+        victim = workers_of()[0]
+        stopped["time"], stopped["pid"] = time.monotonic(), victim.pid
+        victim.send_signal(signal.SIGSTOP)
+
+    threading.Thread(target=stop_one_worker, daemon=True).start()
+    with pytest.raises(WorkerError, match=r"is alive but has sent nothing for \d+ s") as err:
+        train(hogwild(), run_dir=tmp_path, progress=False, callback=callback)
+    assert time.monotonic() - stopped["time"] < 4.0 + 30 and str(stopped["pid"]) in str(err.value)
+    assert Summary.load(tmp_path / "summary.json").stop_reason == "error"
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
 def test_a_nan_in_a_worker_stops_the_run_before_the_step_and_keeps_the_weights(tmp_path):

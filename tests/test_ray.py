@@ -260,7 +260,9 @@ def test_gradient_parallelism_trains_on_ray_actors(cluster, tmp_path):
     # frames than 40,000 arrive with the update that reaches it
     assert summary.updates == summary.frames // config.batch_size >= 156
     lags = scalars(tmp_path, "perf/policy_lag_mean")
-    assert lags and min(lags) >= 0
+    # new weights keep reaching the workers: one that never loaded them would lag by every
+    # update made so far (up to 156), where these means of 10 updates stay small
+    assert lags and min(lags) >= 0 and max(lags) < 20
 
 
 @pytest.mark.timeout(600)
