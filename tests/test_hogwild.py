@@ -88,55 +88,42 @@ def test_hogwild_a3c_learns_cartpole_to_475(tmp_path):
     assert summary.device == "cpu"  # the shared weights live in CPU memory
 
 
-def test_a_killed_hogwild_worker_is_named_and_the_shared_weights_save_whole(tmp_path):
-    """Killed at any moment, maybe half-way through its step on the shared weights: the run
-    names it within the stall limit, and the checkpoint it saves loads, every weight finite."""
-    training, killed = threading.Event(), {}
+@pytest.mark.parametrize(
+    ("sig", "named"),
+    [
+        (signal.SIGKILL, r"worker \d \(pid \d+\) was killed by signal 9"),
+        (signal.SIGSTOP, r"is alive but has sent nothing for \d+ s"),  # stuck: alive, silent
+    ],
+    ids=["killed", "stuck"],
+)
+def test_a_killed_or_stuck_hogwild_worker_is_named_and_the_shared_weights_save_whole(
+    tmp_path, monkeypatch, sig, named
+):
+    """One worker killed or stopped at any moment, maybe half-way through its step on the shared
+    weights, while the other goes on updating: the run names it within the stall limit, and the
+    checkpoint it saves loads, every weight finite."""
+    training, hit = threading.Event(), {}
 
     def callback(progress):
         if progress.updates >= 10:
             training.set()
 
-    def kill_one_worker():
-        assert training.wait(120), "the workers never made 10 updates"
-        victim = workers_of()[0]
-        killed["time"], killed["pid"] = time.monotonic(), victim.pid
-        victim.send_signal(signal.SIGKILL)
-
-    threading.Thread(target=kill_one_worker, daemon=True).start()
-    with pytest.raises(WorkerError, match=r"worker \d \(pid \d+\) was killed by signal 9") as err:
-        train(hogwild(), run_dir=tmp_path, progress=False, callback=callback)
-    assert time.monotonic() - killed["time"] < 30 and str(killed["pid"]) in str(err.value)
-    summary = Summary.load(tmp_path / "summary.json")
-    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
-    assert summary.stop_reason == "error" and state["frames"] == summary.frames
-    assert state["updates"] >= 10 and all(torch.isfinite(v).all() for v in state["model"].values())
-
-
-def test_a_stuck_hogwild_worker_is_named_while_the_other_goes_on(tmp_path, monkeypatch):
-    """One worker stopped (SIGSTOP: alive, silent, maybe half-way through its step) while the
-    other keeps updating: the silence alone names it, and the saved weights load, finite."""
-    training, stopped = threading.Event(), {}
-
-    def callback(progress):
-        if progress.updates >= 10:
-            training.set()
-
-    def stop_one_worker():
+    def signal_one_worker():
         assert training.wait(120), "the workers never made 10 updates"
         # shortened only now, so a slow start-up cannot trip it first
         monkeypatch.setattr(lib.pool, "STALL_SECONDS", 4.0)
         victim = workers_of()[0]
-        stopped["time"], stopped["pid"] = time.monotonic(), victim.pid
-        victim.send_signal(signal.SIGSTOP)
+        hit["time"], hit["pid"] = time.monotonic(), victim.pid
+        victim.send_signal(sig)
 
-    threading.Thread(target=stop_one_worker, daemon=True).start()
-    with pytest.raises(WorkerError, match=r"is alive but has sent nothing for \d+ s") as err:
+    threading.Thread(target=signal_one_worker, daemon=True).start()
+    with pytest.raises(WorkerError, match=named) as err:
         train(hogwild(), run_dir=tmp_path, progress=False, callback=callback)
-    assert time.monotonic() - stopped["time"] < 4.0 + 30 and str(stopped["pid"]) in str(err.value)
-    assert Summary.load(tmp_path / "summary.json").stop_reason == "error"
+    assert time.monotonic() - hit["time"] < 4.0 + 30 and str(hit["pid"]) in str(err.value)
+    summary = Summary.load(tmp_path / "summary.json")
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
-    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert summary.stop_reason == "error" and state["frames"] == summary.frames
+    assert state["updates"] >= 10 and all(torch.isfinite(v).all() for v in state["model"].values())
 
 
 def test_a_nan_in_a_worker_stops_the_run_before_the_step_and_keeps_the_weights(tmp_path):
