@@ -38,7 +38,7 @@ claim them."""
 
 
 def requirements() -> dict[str, str]:
-    """Package name -> requirement (`"gymnasium>=1.0.0,<2"`) from pyproject.toml, where this
+    """Package name -> requirement (`"gymnasium>=1.1.0,<2"`) from pyproject.toml, where this
     is a checkout; bare names otherwise."""
     try:
         deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -73,7 +73,7 @@ def _release(version: str) -> tuple[int, ...]:
 
 def in_range(version: str, requirement: str) -> bool:
     """Whether `version` ("0.29.1", "2.13.0+cpu") meets `requirement`'s specifiers
-    ("gymnasium>=1.0.0,<2"): by `packaging` where it is installed, else by release numbers
+    ("gymnasium>=1.1.0,<2"): by `packaging` where it is installed, else by release numbers
     for the operators >=, <=, <, >, ==, != and ~=."""
     try:
         from packaging.requirements import Requirement

@@ -226,8 +226,8 @@ def test_an_old_gymnasium_is_named_with_its_version_and_the_install_line(tmp_pat
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert "needs 1 package(s)" in out.stderr, out.stderr
-    assert "gymnasium>=1.0.0,<2 (0.29.1 is installed)" in out.stderr
-    assert '%pip install "gymnasium>=1.0.0,<2"' in out.stderr
+    assert "gymnasium>=1.1.0,<2 (0.29.1 is installed)" in out.stderr
+    assert '%pip install "gymnasium>=1.1.0,<2"' in out.stderr
 
 
 def test_the_readmes_reading_times_follow_the_notebooks_words():
