@@ -48,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(--variant data) or their gradients (--variant grad), or each worker updates the shared "
         "weights itself (--variant hogwild, the A3C paper's design).",
     )
-    p.add_argument("--preset", default="pong", help=f"starting settings: {', '.join(PRESETS)}")
+    p.add_argument(
+        "--preset",
+        help=f"starting settings: {', '.join(PRESETS)} [pong; with --resume, the run's own]",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--run-dir", help="folder for TensorBoard, checkpoints and summary.json")
     p.add_argument("--run-name", help="name of the run folder under runs/ (if no --run-dir)")
@@ -128,14 +131,49 @@ def resume_paths(resume: str, run_dir: str | None) -> tuple[Path, Path | None]:
     return path, Path(run_dir) if run_dir else None
 
 
+def starting_config(args: argparse.Namespace, saved: A3CConfig | None) -> A3CConfig:
+    """The preset with the options given. A resumed run starts from its checkpoint's settings
+    instead, so that it goes on as it began unless an option says otherwise; its layout is the
+    preset's, for `--layout` to fit to this machine (the checkpoint's fitted another)."""
+    given = {k: getattr(args, k) for k in config_fields()}
+    if saved is None or args.preset not in (None, saved.preset):
+        return get_preset(args.preset or "pong", **given)  # another preset: train() refuses it
+    base = get_preset(saved.preset)
+    own = [
+        f"{k}={getattr(saved, k)}"
+        for k in config_fields()
+        if k not in LAYOUT_FIELDS and given[k] is None and getattr(saved, k) != getattr(base, k)
+    ]
+    new = [f"{k}={v}" for k, v in given.items() if v is not None]
+    print(
+        f"resume: the run's own settings, preset {saved.preset}"
+        + "".join(f", {x}" for x in own)
+        + (f"; changed here: {', '.join(new)}" if new else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    layout = {k: getattr(base, k) for k in LAYOUT_FIELDS}
+    return override(override(saved, **layout), **given)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from lib.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint
+
+    resume, run_dir, saved = None, Path(args.run_dir) if args.run_dir else None, None
+    if args.resume:
+        resume, run_dir = resume_paths(args.resume, args.run_dir)
+        try:
+            saved = config_from_checkpoint(load_checkpoint(resume))
+        except CheckpointError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     # Everything that can be checked is checked here, before any worker starts.
     try:
         from lib.envs import check_env_id
 
-        config = get_preset(args.preset, **{k: getattr(args, k) for k in config_fields()})
+        config = starting_config(args, saved)
         check_env_id(config.env_id)
         from lib.a3c import check_backend, check_device
 
@@ -153,12 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
 
     from lib.a3c import default_run_dir, train
-    from lib.checkpoint import CheckpointError
     from lib.stopping import ForcedExit
 
-    resume, run_dir = None, Path(args.run_dir) if args.run_dir else None
-    if args.resume:
-        resume, run_dir = resume_paths(args.resume, args.run_dir)
     if run_dir is None:
         run_dir = Path("runs") / args.run_name if args.run_name else default_run_dir(config)
     try:

@@ -270,15 +270,23 @@ def _cli(*args, timeout=300):
 
 
 def test_resume_from_a_run_folder_continues_its_curve_in_the_same_folder(tmp_path):
-    """Stop a run, resume it by its folder: no frame is lost beyond the checkpoint, and the
-    curve (curve.json, TensorBoard, summary) goes on where it stopped."""
+    """Stop a run, resume it by its folder alone: it goes on with its own settings, no frame is
+    lost beyond the checkpoint, and the curve (curve.json, TensorBoard, summary) goes on where it
+    stopped."""
     run = tmp_path / "run"
-    common = ["--preset", "cartpole", "--processes", "1", "--envs", "4", "--stop-score", "1e9"]
-    _cli(*common, "--run-dir", str(run), "--max-frames", "20000")
+    own = ["--stop-score", "1e9", "--value-loss-coef", "0.25"]
+    _cli(
+        "--preset", "cartpole", "--envs", "4", *own, "--run-dir", str(run), "--max-frames", "20000"
+    )
     first = json.loads((run / "curve.json").read_text())
     saved = load_checkpoint(run / "checkpoints" / "last.pt")
     assert first["frames"] == saved["frames"] >= 20_000 and first["points"]
-    _cli(*common, "--resume", str(run), "--max-frames", "40000")
+    out = _cli("--resume", str(run), "--max-frames", "40000")  # no --preset, no settings
+    assert "preset cartpole, value_loss_coef=0.25, stop_score=1000000000.0" in out.stderr
+    assert "changed here: max_frames=40000" in out.stderr
+    resumed = load_checkpoint(run / "checkpoints" / "last.pt")["config"]
+    assert (resumed["value_loss_coef"], resumed["stop_score"]) == (0.25, 1e9)
+    assert resumed["envs_per_process"] == get_preset("cartpole").envs_per_process  # not 4
     second = json.loads((run / "curve.json").read_text())
     summary = Summary.load(run / "summary.json")
     assert second["points"][: len(first["points"])] == first["points"]  # the same start
