@@ -87,7 +87,8 @@ def check_compatible(
     if problems:
         raise CheckpointError(
             "cannot resume: the checkpoint was made with " + "; ".join(problems) + ". "
-            "Resume with the same --preset, or start a new run without --resume."
+            f"Resume with --preset {saved.preset} (or no --preset: the run's own settings), "
+            "or start a new run without --resume."
         )
 
 
