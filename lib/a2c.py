@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -11,6 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lib.experience import ExperienceFirstLast
+
+if TYPE_CHECKING:
+    from lib.config import A3CConfig
 
 
 class Batch(NamedTuple):
@@ -154,6 +157,20 @@ def _clip_and_step(
     _check_finite("gradient norm", grad_norm.detach())
     optimizer.step()
     return grad_norm
+
+
+def learning_rate_at(config: A3CConfig, updates: int) -> float:
+    """The rate for the next update, `updates` into the run: `learning_rate`, or with
+    `lr_anneal` that rate times the share of `max_frames` still ahead. Each update counts as
+    the `batch_size` frames it learns from, so a resumed run goes on where its rate was."""
+    if not config.lr_anneal:
+        return config.learning_rate
+    return config.learning_rate * max(0.0, 1.0 - updates * config.batch_size / config.max_frames)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def a2c_update(

@@ -40,6 +40,9 @@ class A3CConfig:
     """Discount factor."""
     learning_rate: float = 0.001
     """Adam learning rate."""
+    lr_anneal: bool = False
+    """Lower the learning rate linearly from `learning_rate` to zero at `max_frames` (the A3C
+    paper's schedule); off, it stays constant (the reference code's)."""
     adam_eps: float = 1e-3
     """Adam epsilon (the reference code uses a large 1e-3 for stability)."""
     entropy_beta: float = 0.01
@@ -393,6 +396,12 @@ def validate(config: A3CConfig) -> A3CConfig:
     )
     _check(c.score_window >= 1, "score_window", c.score_window, "must be >= 1")
     _check(c.max_frames >= 0, "max_frames", c.max_frames, "must be >= 0 (0 = no limit)")
+    _check(
+        c.max_frames > 0 or not c.lr_anneal,
+        "lr_anneal",
+        c.lr_anneal,
+        "needs max_frames > 0, the frame at which the rate reaches zero: set --max-frames",
+    )
     _check(c.max_seconds >= 0, "max_seconds", c.max_seconds, "must be >= 0 (0 = no limit)")
     _check(c.seed >= 0, "seed", c.seed, "must be >= 0")
     _check(c.checkpoint_minutes > 0, "checkpoint_minutes", c.checkpoint_minutes, "must be > 0")

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lib.a2c import a2c_update, loss_stats
+from lib.a2c import a2c_update, learning_rate_at, loss_stats, set_learning_rate
 from lib.config import A3CConfig
 from lib.messages import Applied
 from lib.update import Update
@@ -96,12 +96,16 @@ def hogwild_update(
     """One Hogwild update by a worker: the A2C step on the shared weights, counted, and the
     report the main process logs. Raises `NumericalError` before a non-finite step."""
     c = config
-    lag = counts.value - first_version  # the others' updates since this micro-batch began
+    updates = counts.value
+    lag = updates - first_version  # the others' updates since this micro-batch began
+    lr = learning_rate_at(c, updates)
+    set_learning_rate(optimizer, lr)  # this worker's own param_groups: the state is shared
     loss, grad_norm = a2c_update(
         net, optimizer, batch, c.entropy_beta, c.clip_grad, c.value_loss_coef
     )
     counts.add(worker_id)
     stats = loss_stats(loss, batch) | {"losses/grad_norm": grad_norm.item()}
+    stats["losses/learning_rate"] = lr
     return Applied(worker_id, len(batch.actions), stats, lag, bootstrap_age)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lib.a2c import a2c_update, unpack_batch
+from lib.a2c import a2c_update, learning_rate_at, set_learning_rate, unpack_batch
 from lib.agent import PolicyAgent, default_device
 from lib.config import A3CConfig, validate
 from lib.envs import make_env
@@ -81,6 +81,7 @@ def _train(config: A3CConfig, max_frames: int, dev: torch.device) -> A2CResult:
             continue
         data = unpack_batch(batch, net, dev, gamma=config.gamma)
         batch.clear()
+        set_learning_rate(optimizer, learning_rate_at(config, result.updates))
         a2c_update(
             net,
             optimizer,

@@ -21,7 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib.a2c import Batch, a2c_update, apply_gradients, loss_stats
+from lib.a2c import (
+    Batch,
+    a2c_update,
+    apply_gradients,
+    learning_rate_at,
+    loss_stats,
+    set_learning_rate,
+)
 from lib.config import A3CConfig
 from lib.messages import Gradients, MicroBatch, TrainingMessage
 
@@ -107,10 +114,13 @@ class UpdateStep:
         if self.pending_frames < self.config.batch_size:
             return None
         messages, self.pending, self.pending_frames = self.pending, [], 0
+        lr = learning_rate_at(self.config, self.updates)
+        set_learning_rate(self.optimizer, lr)
         if isinstance(messages[0], Gradients):
             means = self._step_with_gradients(messages)
         else:
             means = self._step_with_batch(messages)
+        means["losses/learning_rate"] = lr
         lags = [self.updates - m.first_version for m in messages]  # how old the data is
         means["perf/policy_lag_mean"] = sum(lags) / len(lags)
         means["perf/bootstrap_age"] = sum(m.bootstrap_age for m in messages) / len(messages)

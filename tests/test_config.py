@@ -41,6 +41,7 @@ def test_presets_are_frozen_and_pickle():
         ({"max_frames": -1}, "max_frames"),
         ({"net": "resnet"}, "net"),
         ({"worker_device": "gpu"}, "worker_device"),
+        ({"lr_anneal": True}, "lr_anneal.*--max-frames"),  # pong has no max_frames
     ],
 )
 def test_bad_values_name_the_field(overrides, field):

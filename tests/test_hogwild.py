@@ -20,7 +20,7 @@ from lib.a2c import a2c_gradients
 from lib.a3c import WorkerError, train
 from lib.checkpoint import load_checkpoint
 from lib.envs import obs_shape_and_actions
-from lib.hogwild import HogwildStep
+from lib.hogwild import HogwildStep, hogwild_update, shared_adam
 from lib.messages import Applied
 from lib.tracking import Summary
 
@@ -78,6 +78,27 @@ def test_one_workers_update_and_adams_moments_are_seen_by_the_others():
     finally:
         if reader.is_alive():
             reader.kill()
+
+
+def test_a_hogwild_worker_anneals_by_the_runs_update_count():
+    """Seven updates into a run of 64-frame updates that ends at 1,024 frames, a worker steps
+    at 0.002 * (1 - 7 * 64 / 1024) = 0.001125, and its step is the run's eighth."""
+    config = get_preset(
+        "cartpole",
+        variant="hogwild",
+        batch_size=64,
+        micro_batch_size=64,
+        max_frames=1024,
+        lr_anneal=True,
+    )
+    step = HogwildStep(config, make_net(config, *obs_shape_and_actions(config.env_id)))
+    step.restore(step.state() | {"updates": 7})
+    optimizer = shared_adam(step.net, config, step.shared.optimizer_state)
+    batch = cartpole_batch(64, seed=1)
+    report = hogwild_update(1, step.net, optimizer, config, batch, step.shared.counts, 7, 0)
+    assert report.stats["losses/learning_rate"] == pytest.approx(0.001125)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.001125)
+    assert step.updates == 8
 
 
 @pytest.mark.slow

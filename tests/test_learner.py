@@ -3,6 +3,7 @@ the run record (scores, the stop rules, checkpoints, summary)."""
 
 import json
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 from learner_parts import feed, finish, learner, micro_batch
@@ -133,6 +134,32 @@ def test_a_resumed_learner_counts_versions_from_its_checkpoint(tmp_path):
         for a, b in zip(step.net.parameters(), resumed.net.parameters(), strict=True)
     )
     resumed_record.close()
+
+
+def test_an_annealed_rate_falls_by_each_updates_frames_and_resumes_where_it_was(tmp_path):
+    """64-frame updates in a run of 256 frames at 0.002: the k-th update steps at
+    0.002 * (1 - 64 (k - 1) / 256), so 0.002, 0.0015, then after a resume 0.001."""
+    config = get_preset(
+        "cartpole", batch_size=64, micro_batch_size=32, max_frames=256, lr_anneal=True
+    )
+    step, record = learner(config, tmp_path / "a")
+    rates = []
+    for _ in range(4):
+        if update := step.add(micro_batch(32)):
+            rates.append(update.means["losses/learning_rate"])
+            assert step.optimizer.param_groups[0]["lr"] == rates[-1]
+            record.updates = update.number
+    assert rates == pytest.approx([0.002, 0.0015])
+    finish(record)
+
+    resumed, resumed_record = learner(config, tmp_path / "b", tmp_path / "a/checkpoints/last.pt")
+    resumed.add(micro_batch(32))
+    update = resumed.add(micro_batch(32))
+    assert update.means["losses/learning_rate"] == pytest.approx(0.001)
+    resumed_record.close()
+    constant = learner(get_preset("cartpole", batch_size=32, max_frames=64), tmp_path / "c")
+    assert constant[0].add(micro_batch(32)).means["losses/learning_rate"] == 0.002
+    constant[1].close()
 
 
 class ListPool:
