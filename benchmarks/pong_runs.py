@@ -2,12 +2,14 @@
 
     python -m benchmarks.pong_runs runs/pong-cand-a runs/pong-cand-b --name pong_candidates
     python -m benchmarks.pong_runs runs/pong-fast --name learning_pong_fast_cpu
+    python -m benchmarks.pong_runs runs/a runs/b --name a_against_b --at 2e6 4e6
 
 Each argument is a run folder of `python -m lib.train`. Its curve comes from `curve.json`
 (written by the learner at every checkpoint) or, for runs older than that file, from the
 episode scores in its TensorBoard log. Runs compared in one call should have shared the
 machine alike (run at the same time, or interleaved). The JSON keeps every episode's score in
-the format of `benchmarks.learning`, which notebook 6 plots.
+the format of `benchmarks.learning`, which notebook 6 plots. `--at` adds each run's mean at
+the frames given, to compare runs that stopped before a milestone.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from benchmarks.common import machine, machine_line, save, table
 from lib.checkpoint import load_checkpoint
 from lib.tracking import Summary, learning_curve
 
-MILESTONES = (-15.0, 0.0, 18.0)
+MILESTONES = (-20.0, -15.0, 0.0, 18.0)  # -20: the run has left the floor of -21
 
 
 def read_curve(run_dir: Path, window: int = 100) -> list[dict[str, float]]:
@@ -48,6 +50,15 @@ def reached(points: list[dict[str, float]], score: float, window: int) -> dict[s
         if i + 1 >= window and p["mean"] >= score:
             return {"frames": p["frames"], "seconds": p["seconds"], "episodes": i + 1}
     return {"frames": None, "seconds": None, "episodes": None}
+
+
+def mean_at(points: list[dict[str, float]], frames: float, window: int) -> float | None:
+    """The mean of the last `window` scores as the run stood at `frames` (None before a full
+    window, or past the run's end)."""
+    if not points or points[-1]["frames"] < frames:
+        return None
+    done = [i for i, p in enumerate(points) if p["frames"] <= frames]
+    return points[done[-1]]["mean"] if done and done[-1] + 1 >= window else None
 
 
 def final_entropy(run_dir: Path, entropy_beta: float) -> float | None:
@@ -95,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("--name", required=True, help="results file name, no .json")
     p.add_argument("--note", default="", help="how the runs shared the machine, in words")
+    p.add_argument("--at", nargs="*", type=float, default=[], help="frames to report means at")
     args = p.parse_args(argv)
     runs = [describe(d) for d in args.run_dirs]
+    for r in runs:
+        window = int(r["config"].get("score_window", 100))
+        r["mean_at"] = {f"{f / 1e6:g}M": mean_at(r["points"], f, window) for f in args.at}
     m = machine()
     rows = []
     for r in runs:
@@ -110,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, hit in r["milestones"].items():
             row[f"frames to {name}"] = hit["frames"] if hit["frames"] is not None else "-"
             row[f"min to {name}"] = hit["seconds"] / 60 if hit["seconds"] is not None else "-"
+        for frames, mean in r["mean_at"].items():
+            row[f"mean at {frames}"] = "-" if mean is None else mean
         rows.append(row)
     print(f"machine: {machine_line(m)}")
     print(table(rows, list(rows[0])))

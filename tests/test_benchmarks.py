@@ -90,6 +90,17 @@ def test_milestones_need_a_full_window():
     assert reached(points, 7.0, window=1)["frames"] is None
 
 
+def test_a_runs_mean_at_some_frames_is_the_last_full_windows_before_them():
+    from benchmarks.pong_runs import mean_at
+
+    points = [{"frames": f, "mean": m} for f, m in [(100, -21.0), (250, -20.5), (400, -19.0)]]
+    assert mean_at(points, 300, window=1) == -20.5  # the point at 250, not the later one
+    assert mean_at(points, 400, window=1) == -19.0
+    assert mean_at(points, 300, window=3) is None  # two scores only by then
+    assert mean_at(points, 401, window=1) is None  # the run ended before
+    assert mean_at(points, 99, window=1) is None
+
+
 def test_a_runs_curve_reads_the_same_from_curve_json_and_from_tensorboard(tmp_path):
     from benchmarks.pong_runs import describe, read_curve
 
