@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,8 @@ def final_entropy(run_dir: Path, entropy_beta: float) -> float | None:
     return round(float(-values[-1] / entropy_beta), 3)
 
 
-def describe(run_dir: Path) -> dict[str, Any]:
+def describe(run_dir: Path, at: Sequence[float] = ()) -> dict[str, Any]:
+    """The run's config, summary, milestones, curve, and its mean at each of the frames `at`."""
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     config = state["config"]
     window = int(config.get("score_window", 100))
@@ -92,6 +94,7 @@ def describe(run_dir: Path) -> dict[str, Any]:
         "config": config,
         "summary": summary,
         "milestones": {f"{m:g}": reached(points, m, window) for m in MILESTONES},
+        "mean_at": {f"{f / 1e6:g}M": mean_at(points, f, window) for f in at},
         "solved": bool(summary and summary["solved"]),
         "entropy_nats_last": final_entropy(run_dir, float(config.get("entropy_beta", 0.0))),
         "scores": [p["score"] for p in points],
@@ -108,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default="", help="how the runs shared the machine, in words")
     p.add_argument("--at", nargs="*", type=float, default=[], help="frames to report means at")
     args = p.parse_args(argv)
-    runs = [describe(d) for d in args.run_dirs]
-    for r in runs:
-        window = int(r["config"].get("score_window", 100))
-        r["mean_at"] = {f"{f / 1e6:g}M": mean_at(r["points"], f, window) for f in args.at}
+    runs = [describe(d, args.at) for d in args.run_dirs]
     m = machine()
     rows = []
     for r in runs:
