@@ -33,8 +33,7 @@ IMPORT_NAMES = {
 VERSION_CHECKED = ("gymnasium", "ale-py")
 """Packages whose installed version must be in range too: older ones import, then break `lib`
 (gymnasium 0.29's API, ale-py without its ROMs). torch is not checked: older CUDA builds run
-the course (torch 2.11 on the GPU machine the project borrowed), though the range does not
-claim them."""
+the course (torch 2.11 on an H100 machine), though the range does not claim them."""
 
 
 def requirements() -> dict[str, str]:
