@@ -153,7 +153,7 @@ def starting_config(args: argparse.Namespace, saved: A3CConfig | None) -> A3CCon
         flush=True,
     )
     layout = {k: getattr(base, k) for k in LAYOUT_FIELDS}
-    return override(override(saved, **layout), **given)
+    return override(saved, **(layout | {k: v for k, v in given.items() if v is not None}))
 
 
 def main(argv: list[str] | None = None) -> int:
