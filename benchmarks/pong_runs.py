@@ -9,7 +9,11 @@ Each argument is a run folder of `python -m lib.train`. Its curve comes from `cu
 episode scores in its TensorBoard log. Runs compared in one call should have shared the
 machine alike (run at the same time, or interleaved). The JSON keeps every episode's score in
 the format of `benchmarks.learning`, which notebook 6 plots. `--at` adds each run's mean at
-the frames given, to compare runs that stopped before a milestone.
+the frames given, to compare runs that stopped before a milestone. `--keep` adds the runs to
+the results file already there, for runs whose folders are gone (a run given again replaces
+its old entry).
+
+    python -m benchmarks.pong_runs runs/vlc0.5-s1 --name learning_pong_fast_vlc0.5 --keep
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, machine_line, save, table
+from benchmarks.common import RESULTS, load, machine, machine_line, save, table
 from lib.checkpoint import load_checkpoint
 from lib.tracking import Summary, learning_curve
 
@@ -104,14 +108,32 @@ def describe(run_dir: Path, at: Sequence[float] = ()) -> dict[str, Any]:
     }
 
 
+def merge(
+    old: list[dict[str, Any]], new: list[dict[str, Any]], at: Sequence[float] = ()
+) -> list[dict[str, Any]]:
+    """The old runs in their order, each replaced by the new run of the same name, then the
+    remaining new runs; every run's `mean_at` is taken again at the frames `at`."""
+    by_name = {r["run"]: r for r in new}
+    runs = [by_name.pop(r["run"], r) for r in old] + list(by_name.values())
+    for r in runs:
+        window = int(r["config"].get("score_window", 100))
+        r["mean_at"] = {f"{f / 1e6:g}M": mean_at(r["points"], f, window) for f in at}
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pong_runs", description=__doc__)
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("--name", required=True, help="results file name, no .json")
     p.add_argument("--note", default="", help="how the runs shared the machine, in words")
     p.add_argument("--at", nargs="*", type=float, default=[], help="frames to report means at")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the other runs already in the results file"
+    )
     args = p.parse_args(argv)
     runs = [describe(d, args.at) for d in args.run_dirs]
+    if args.keep and (RESULTS / f"{args.name}.json").exists():
+        runs = merge(load(args.name)["runs"], runs, args.at)
     m = machine()
     rows = []
     for r in runs:

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 import signal
 
 import pytest
@@ -119,6 +120,48 @@ def test_a_runs_curve_reads_the_same_from_curve_json_and_from_tensorboard(tmp_pa
     assert row["scores"] == [p["score"] for p in written] and not row["solved"]
     # an untrained policy over CartPole's 2 actions: close to the uniform ln 2 nats
     assert 0.6 < row["entropy_nats_last"] <= math.log(2) + 1e-6
+
+
+def test_keep_adds_runs_to_a_results_file_whose_other_run_folders_are_gone(tmp_path):
+    from benchmarks import pong_runs
+    from benchmarks.common import RESULTS
+    from lib.a3c import train
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    config = get_preset("cartpole", processes=1, envs_per_process=4, max_frames=3_000)
+    train(config, run_dir=first, progress=False)
+    shutil.copytree(first, second)
+    name = f"test_keep_{os.getpid()}"
+    path = RESULTS / f"{name}.json"
+    try:
+        assert pong_runs.main([str(first), "--name", name]) == 0
+        shutil.rmtree(first)  # its folder is gone; the results file still holds it
+        assert pong_runs.main([str(second), "--name", name, "--keep", "--at", "1000"]) == 0
+        runs = json.loads(path.read_text())["runs"]
+        assert [r["run"] for r in runs] == ["first", "second"]
+        assert runs[0]["mean_at"].keys() == runs[1]["mean_at"].keys() == {"0.001M"}
+        assert pong_runs.main([str(second), "--name", name, "--keep"]) == 0  # replaced, not twice
+        assert [r["run"] for r in json.loads(path.read_text())["runs"]] == ["first", "second"]
+        assert pong_runs.main([str(second), "--name", name]) == 0  # without --keep: only these
+        assert [r["run"] for r in json.loads(path.read_text())["runs"]] == ["second"]
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_merge_keeps_the_old_order_and_replaces_runs_by_name():
+    from benchmarks.pong_runs import merge
+
+    def run(name, means):
+        points = [{"frames": 100 * (i + 1), "mean": m} for i, m in enumerate(means)]
+        return {"run": name, "config": {"score_window": 1}, "points": points, "mean_at": {}}
+
+    old = [run("a", [-21.0]), run("b", [-20.0])]
+    new = [run("c", [1.0, 2.0]), run("b", [5.0, 6.0])]
+    merged = merge(old, new, at=[150, 200])
+    assert [r["run"] for r in merged] == ["a", "b", "c"]
+    assert merged[1]["points"][-1]["mean"] == 6.0  # the new b
+    assert merged[0]["mean_at"] == {"0.00015M": None, "0.0002M": None}  # a ended at 100
+    assert merged[1]["mean_at"] == {"0.00015M": 5.0, "0.0002M": 6.0}
 
 
 def test_presets_benchmark_writes_medians_and_ratios():
