@@ -112,12 +112,14 @@ def merge(
     old: list[dict[str, Any]], new: list[dict[str, Any]], at: Sequence[float] = ()
 ) -> list[dict[str, Any]]:
     """The old runs in their order, each replaced by the new run of the same name, then the
-    remaining new runs; every run's `mean_at` is taken again at the frames `at`."""
+    remaining new runs. Each run's milestones and `mean_at` (at the frames `at`) are read again
+    from its curve, so that old and new runs list the same ones."""
     by_name = {r["run"]: r for r in new}
     runs = [by_name.pop(r["run"], r) for r in old] + list(by_name.values())
     for r in runs:
-        window = int(r["config"].get("score_window", 100))
-        r["mean_at"] = {f"{f / 1e6:g}M": mean_at(r["points"], f, window) for f in at}
+        points, window = r["points"], int(r["config"].get("score_window", 100))
+        r["milestones"] = {f"{m:g}": reached(points, m, window) for m in MILESTONES}
+        r["mean_at"] = {f"{f / 1e6:g}M": mean_at(points, f, window) for f in at}
     return runs
 
 

@@ -395,9 +395,11 @@ def plot_mean_curves(
     window: int = 100,
     stop_score: float | None = None,
     ax: Axes | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> Axes:
     """One line per run, labelled by its key: each curve point's `mean` (of the last `window`
     scores) against "frames" or wall-clock "minutes"; a circle where a run reached `stop_score`.
+    `colors` maps a label to its colour, so that one seed keeps its colour across panels.
 
     The points are a `lib.train` run's `curve.json` points (frames, seconds, score, mean), as
     `benchmarks.pong_runs` stores them.
@@ -411,7 +413,7 @@ def plot_mean_curves(
             continue
         xs = [p["frames"] if x == "frames" else p["seconds"] / 60 for p in points]
         ys = [p["mean"] for p in points]
-        (line,) = ax.plot(xs, ys, lw=1.2, label=label)
+        (line,) = ax.plot(xs, ys, lw=1.2, label=label, color=(colors or {}).get(label))
         if stop_score is not None and ys[-1] >= stop_score:
             ax.plot(xs[-1], ys[-1], "o", color=line.get_color(), ms=5)
     return score_axes(ax, x, window, stop_score)

@@ -152,8 +152,10 @@ def test_merge_keeps_the_old_order_and_replaces_runs_by_name():
     from benchmarks.pong_runs import merge
 
     def run(name, means):
-        points = [{"frames": 100 * (i + 1), "mean": m} for i, m in enumerate(means)]
-        return {"run": name, "config": {"score_window": 1}, "points": points, "mean_at": {}}
+        points = [
+            {"frames": 100 * (i + 1), "seconds": i + 1.0, "mean": m} for i, m in enumerate(means)
+        ]
+        return {"run": name, "config": {"score_window": 1}, "points": points, "milestones": {}}
 
     old = [run("a", [-21.0]), run("b", [-20.0])]
     new = [run("c", [1.0, 2.0]), run("b", [5.0, 6.0])]
@@ -162,6 +164,9 @@ def test_merge_keeps_the_old_order_and_replaces_runs_by_name():
     assert merged[1]["points"][-1]["mean"] == 6.0  # the new b
     assert merged[0]["mean_at"] == {"0.00015M": None, "0.0002M": None}  # a ended at 100
     assert merged[1]["mean_at"] == {"0.00015M": 5.0, "0.0002M": 6.0}
+    assert merged[0]["milestones"]["-20"]["frames"] is None  # a stayed at -21
+    assert merged[2]["milestones"]["0"] == {"frames": 100, "seconds": 1.0, "episodes": 1}
+    assert merged[2]["milestones"]["18"]["frames"] is None
 
 
 def test_presets_benchmark_writes_medians_and_ratios():

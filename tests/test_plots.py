@@ -325,7 +325,8 @@ def test_mean_curves_draw_a_line_per_run_and_mark_a_solved_one():
     assert list(lines["not yet"].get_ydata()) == [-21, 0]
     circles = [line for line in ax.get_lines() if line.get_marker() == "o"]
     assert len(circles) == 1 and list(circles[0].get_ydata()) == [19]  # only the solved run
-    minutes = plot_mean_curves({"solved": points}, x="minutes")
+    minutes = plot_mean_curves({"solved": points}, x="minutes", colors={"solved": "tab:red"})
     assert list(minutes.get_lines()[0].get_xdata()) == [0.0, 0.5, 1.0]
+    assert minutes.get_lines()[0].get_color() == "tab:red"
     with pytest.raises(ValueError, match="use 'frames' or 'minutes'"):
         plot_mean_curves({}, x="hours")
