@@ -82,6 +82,14 @@ def final_entropy(run_dir: Path, entropy_beta: float) -> float | None:
     return round(float(-values[-1] / entropy_beta), 3)
 
 
+def marks(points: list[dict[str, float]], window: int, at: Sequence[float] = ()) -> dict[str, Any]:
+    """A curve's milestones, and its mean at each of the frames `at`."""
+    return {
+        "milestones": {f"{m:g}": reached(points, m, window) for m in MILESTONES},
+        "mean_at": {f"{f / 1e6:g}M": mean_at(points, f, window) for f in at},
+    }
+
+
 def describe(run_dir: Path, at: Sequence[float] = ()) -> dict[str, Any]:
     """The run's config, summary, milestones, curve, and its mean at each of the frames `at`."""
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
@@ -97,8 +105,7 @@ def describe(run_dir: Path, at: Sequence[float] = ()) -> dict[str, Any]:
         "run": run_dir.name,
         "config": config,
         "summary": summary,
-        "milestones": {f"{m:g}": reached(points, m, window) for m in MILESTONES},
-        "mean_at": {f"{f / 1e6:g}M": mean_at(points, f, window) for f in at},
+        **marks(points, window, at),
         "solved": bool(summary and summary["solved"]),
         "entropy_nats_last": final_entropy(run_dir, float(config.get("entropy_beta", 0.0))),
         "scores": [p["score"] for p in points],
@@ -117,9 +124,7 @@ def merge(
     by_name = {r["run"]: r for r in new}
     runs = [by_name.pop(r["run"], r) for r in old] + list(by_name.values())
     for r in runs:
-        points, window = r["points"], int(r["config"].get("score_window", 100))
-        r["milestones"] = {f"{m:g}": reached(points, m, window) for m in MILESTONES}
-        r["mean_at"] = {f"{f / 1e6:g}M": mean_at(points, f, window) for f in at}
+        r |= marks(r["points"], int(r["config"].get("score_window", 100)), at)
     return runs
 
 
