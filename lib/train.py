@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
 from lib.config import (
@@ -34,6 +34,11 @@ CHOICES = {"net": NETS, "worker_device": WORKER_DEVICES, "variant": VARIANTS}
 TYPES = {"int": int, "float": float, "str": str}
 NOT_OPTIONS = ("preset",)
 """Fields set another way: `--preset` picks the whole starting config."""
+
+
+def option(field: str) -> str:
+    """The command-line option of a config field: `envs_per_process` -> `--envs-per-process`."""
+    return "--" + field.replace("_", "-")
 
 
 def config_fields() -> list[str]:
@@ -93,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     for f in fields(A3CConfig):
         if f.name in NOT_OPTIONS:
             continue
-        names = ("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ()))
+        names = (option(f.name), *ALIASES.get(f.name, ()))
         default = "" if f.default is MISSING else f" [pong: {f.default}]"
         kwargs = {
             "dest": f.name,
@@ -182,10 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         layout = None
         if args.layout == "auto" and args.backend == "local":
             layout = fit_layout(config, cuda=device.type == "cuda")
-            given = {k for k in LAYOUT_FIELDS if getattr(args, k) is not None}
+            given = [k for k in LAYOUT_FIELDS if getattr(args, k) is not None]
             config = override(
                 config, **{k: v for k, v in layout.overrides().items() if k not in given}
             )
+            if given:  # the rule's reason alone would claim the options' values as its own
+                named = ", ".join(option(k) for k in given)
+                layout = replace(layout, reason=f"{layout.reason}, with {named} as given")
             print(f"layout: {describe(config)}: {layout.reason}", file=sys.stderr, flush=True)
     except (ConfigError, ValueError, ImportError) as exc:
         parser.error(str(exc))

@@ -2,12 +2,12 @@
 
     python tests/cleanup_signals.py OUT_DIR BACKEND [RAY_ADDRESS]
 
-For each stage of `lib.a3c.train`'s clean-up, one short run: a first SIGINT ends its training
-(sent by the callback once it has trained), and a second signal (SIGTERM and SIGINT in turn)
-arrives at the start of that stage. A last run gets a second and a third signal at the start
-of the stage that saves `last.pt`; on local workers one more run, of Hogwild, gets its second
-signal there too. Each run's folder is `OUT_DIR/<stage>`; one line per run on stdout says how
-it ended.
+For each stage of `lib.a3c.train`'s clean-up (on Ray, each stage that calls the pool), one
+short run: a first SIGINT ends its training (sent by the callback once it has trained), and a
+second signal (SIGTERM and SIGINT in turn) arrives at the start of that stage. A last run gets
+a second and a third signal at the start of the stage that saves `last.pt`; on local workers
+one more run, of Hogwild, gets its second signal there too. Each run's folder is
+`OUT_DIR/<stage>`; one line per run on stdout says how it ended.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ STAGES = {
     "closing the TensorBoard log": "close",
     "reaping the workers": "stop",
 }
+POOL_STAGES = ("stopping the workers", "writing summary.json", "reaping the workers")
+"""The stages that call the pool (the summary reads its nodes and restarts). The others only
+save and close files, the same code for every backend: Ray runs skip them."""
 
 
 def one_run(
@@ -98,7 +101,8 @@ def main(out: Path, backend: str, address: str | None) -> None:
         import ray
 
         ray.init(address=address, include_dashboard=False, logging_level="WARNING")
-    runs = [(stage, 1, "data") for stage in STAGES] + [("saving last.pt", 2, "data")]
+    stages = STAGES if backend == "local" else POOL_STAGES
+    runs = [(stage, 1, "data") for stage in stages] + [("saving last.pt", 2, "data")]
     if backend == "local":  # Hogwild's shared weights and Adam state, saved under the signal
         runs.append(("saving last.pt", 1, "hogwild"))
     for i, (stage, more, variant) in enumerate(runs):

@@ -183,7 +183,7 @@ def test_the_cli_fits_the_layout_to_the_machine_says_why_and_options_win(tmp_pat
     assert out.returncode == 0, out.stderr[-2000:]
     assert (
         "layout: 2 workers x 2 envs (ale-py's vector env), learner threads auto, worker device "
-        "cpu: the pong-fast preset's own layout"
+        "cpu: the pong-fast preset's own layout, with --envs-per-process as given"
     ) in out.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["cores"] == 1

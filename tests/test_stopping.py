@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cleanup_signals
 from procs import restore_sigint
 
 from lib.checkpoint import load_checkpoint
@@ -14,14 +15,14 @@ from lib.tracking import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "cleanup_signals.py"
-STAGES = (
-    "stopping_the_workers",
-    "saving_last.pt",
-    "saving_best.pt",
-    "writing_summary.json",
-    "closing_the_TensorBoard_log",
-    "reaping_the_workers",
-)
+
+
+def folders(stages) -> tuple[str, ...]:
+    """The run folders `cleanup_signals.py` names after `stages`."""
+    return tuple(stage.replace(" ", "_") for stage in stages)
+
+
+STAGES = folders(cleanup_signals.STAGES)
 
 
 def run_cleanup_signals(out: Path, backend: str, address: str | None = None) -> str:
@@ -34,8 +35,8 @@ def run_cleanup_signals(out: Path, backend: str, address: str | None = None) -> 
     return proc.stdout + proc.stderr
 
 
-def check_cleanup_signals(out: Path, output: str) -> None:
-    for stage in STAGES:
+def check_cleanup_signals(out: Path, output: str, stages: tuple[str, ...] = STAGES) -> None:
+    for stage in stages:
         assert f"{stage}: returned interrupted after 1 more" in output, output[-3000:]
         summary = Summary.load(out / stage / "summary.json")
         assert summary.stop_reason == "interrupted" and summary.frames > 0
