@@ -7,6 +7,7 @@ VENV_MIN := .venv-min
 STAMP_MIN := $(VENV_MIN)/.installed
 PRESET ?= pong-fast
 TRAIN_ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: install train test test-busy test-fast test-min lab bench lint format clean gpu-wheels gpu-ray
 
@@ -26,10 +27,13 @@ train: $(STAMP)
 	$(PY) -m lib.train --preset $(PRESET) --device auto $(TRAIN_ARGS)
 
 ## The whole suite: unit tests, real spawned workers, the CartPole learning test, every notebook.
+## TEST_WORKERS tests run at a time (pytest-xdist); those that start Ray run after, one at a time.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -v -rA --durations=15
+	$(PY) -m pytest -v -rA --durations=15 -n $(TEST_WORKERS) -m "not ray"; rest=$$?; \
+	$(PY) -m pytest -v -rA --durations=5 -m ray; ray=$$?; \
+	[ $$rest -eq 0 ] && [ $$ray -eq 0 ]
 
 ## The suite three times in a row beside two CPU-bound loops (about 30 minutes on 2 cores).
 test-busy: $(STAMP)

@@ -146,8 +146,16 @@ def course_copy(tmp_path_factory):
     return root
 
 
+def executed() -> list:
+    """The lessons to execute; one that starts Ray is marked `ray` (pyproject.toml: markers)."""
+    return [
+        pytest.param(p, id=p.stem, marks=[pytest.mark.ray] if "import ray" in p.read_text() else [])
+        for p in NOTEBOOK_PATHS
+    ]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=notebook_ids())
+@pytest.mark.parametrize("path", executed())
 def test_notebook_executes_in_quick_mode(path, course_copy, tmp_path, monkeypatch):
     """Run each notebook in a copy of the course that is not installed (the committed file
     and its outputs are never touched): its first cell must find the copy's lib, and so must

@@ -102,6 +102,16 @@ def test_make_installs_the_lock_and_ci_tries_the_lowest_versions():
     assert ci.index("make test\n") < ci.index("make test-min\n")
 
 
+def test_make_test_runs_two_at_a_time_and_the_ray_tests_alone_after():
+    """Ray gives a starting node 30 s to register, which a busy 2-core machine can miss."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ntest: ", 1)[1].split("\n\n", 1)[0]
+    rest, ray = re.findall(r"-m pytest (.*?); \w+=\$\$\?", recipe)
+    assert '-n $(TEST_WORKERS) -m "not ray"' in rest and "-n" not in ray.split()
+    assert ray.endswith("-m ray") and recipe.index(rest) < recipe.index(ray)
+    assert re.search(r"^TEST_WORKERS \?= 2$", makefile, re.M)
+
+
 def test_no_forbidden_packages():
     files = ("pyproject.toml", "environment.yml", "requirements.lock", "requirements-min.txt")
     text = "".join((ROOT / name).read_text() for name in files)

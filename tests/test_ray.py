@@ -31,6 +31,7 @@ from lib.ray_pool import weights_bytes
 from lib.tracking import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.ray  # `make test` runs these alone (pyproject.toml: markers)
 STORE = 80 * 2**20
 """Object store per node: plenty for CartPole's messages, light on a small machine."""
 
