@@ -6,9 +6,9 @@ a fresh venv (no system site-packages), puts the lock's torch into it, then asks
 `pip install -e <repo>` would do, without the lock. pip's `--dry-run --report` lists everything it
 would install: the project and its other dependencies, but not torch.
 
-The torch it puts there is this environment's own (`make` installs the lock's), linked file by
-top-level folder rather than installed again: pip sees the same installed distribution, and the
-test is spared unpacking about a gigabyte.
+The torch it puts there is this environment's own (`make` installs the lock's), linked one
+top-level folder at a time rather than installed again: pip sees the same installed distribution,
+and the test is spared unpacking about a gigabyte.
 """
 
 import importlib.metadata
