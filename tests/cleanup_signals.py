@@ -40,6 +40,12 @@ POOL_STAGES = ("stopping the workers", "writing summary.json", "reaping the work
 save and close files, the same code for every backend: Ray runs skip them."""
 
 
+def folder(stage: str) -> str:
+    """The name of a stage's run folder under OUT_DIR (a suffix follows for a third signal or
+    another variant)."""
+    return stage.replace(" ", "_")
+
+
 def one_run(
     out: Path,
     backend: str,
@@ -68,7 +74,7 @@ def one_run(
             os.kill(os.getpid(), signal.SIGINT)  # the first signal: stop training
 
     config = get_preset("cartpole", stop_score=1e9, max_frames=10**9, variant=variant)
-    name = stage.replace(" ", "_") + ("_third" if more == 2 else "")
+    name = folder(stage) + ("_third" if more == 2 else "")
     name += "" if variant == "data" else f"_{variant}"
     setattr(owner, method, hooked)
     try:

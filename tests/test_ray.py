@@ -272,11 +272,11 @@ def test_a_second_signal_at_any_stage_of_a_ray_runs_clean_up_still_saves_everyth
     cluster, tmp_path
 ):
     """The stages that call Ray's pool; the rest run the same code as on local workers."""
-    from cleanup_signals import POOL_STAGES
-    from test_stopping import check_cleanup_signals, folders, run_cleanup_signals
+    from cleanup_signals import POOL_STAGES, folder
+    from test_stopping import check_cleanup_signals, run_cleanup_signals
 
     output = run_cleanup_signals(tmp_path, "ray", cluster.address)
-    check_cleanup_signals(tmp_path, output, folders(POOL_STAGES))
+    check_cleanup_signals(tmp_path, output, tuple(map(folder, POOL_STAGES)))
     assert not (tmp_path / "saving_best.pt").exists()  # a stage Ray runs skip
     # the forced exit leaves its actors to Ray, which reaps them once it sees the driver gone:
     # seconds alone, longer on a busy machine; a leak would leave them for good

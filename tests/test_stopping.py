@@ -15,14 +15,7 @@ from lib.tracking import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "cleanup_signals.py"
-
-
-def folders(stages) -> tuple[str, ...]:
-    """The run folders `cleanup_signals.py` names after `stages`."""
-    return tuple(stage.replace(" ", "_") for stage in stages)
-
-
-STAGES = folders(cleanup_signals.STAGES)
+STAGES = tuple(map(cleanup_signals.folder, cleanup_signals.STAGES))
 
 
 def run_cleanup_signals(out: Path, backend: str, address: str | None = None) -> str:
