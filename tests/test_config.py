@@ -92,6 +92,10 @@ def test_a_config_shows_in_a_notebook_as_a_table_with_the_reference_codes_change
     assert cells["env_id"] == "<b>&#x27;CartPole-v1&#x27;</b>"  # escaped, not raw quotes
     docs = {name: doc for name, _, doc in rows}
     assert docs["gamma"] == "Discount factor"
+    assert "bold = differs from preset pong</caption>" in table
+    # preset pong itself has nothing to set in bold, so its caption does not promise any
+    pong = get_preset("pong")._repr_html_()
+    assert "<caption" in pong and "bold" not in pong
 
 
 def test_the_layout_rule_keeps_the_preset_on_2_cores_and_scales_it_to_the_machine():
