@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole suite, N times in a row (default 3), beside two CPU-bound loops: the check that
-# the tests wait for evidence, never for a fixed time (README: "Tests on a busy machine").
+# the tests wait for evidence, never for a fixed time (docs/testing.md: "On a busy machine").
 # The loops run in a session of their own (setsid), so that on Linux's autogroup scheduler
 # they take their full share of the cores from the tests, as another user's job would.
 # Usage: bash tests/busy.sh [N]    (from the repository root; `make test-busy` does this)
