@@ -8,11 +8,18 @@ STAMP_MIN := $(VENV_MIN)/.installed
 PRESET ?= pong-fast
 TRAIN_ARGS ?=
 TEST_WORKERS ?= 2
+# pyproject.toml's requires-python; checked before a venv is made, so a retry starts clean.
+PYTHON_MIN := 3.11
+CHECK_PYTHON = @$(PYTHON) -c 'import sys; need = tuple(map(int, "$(PYTHON_MIN)".split("."))); \
+	sys.version_info[:2] >= need or sys.exit( \
+	f"$(PYTHON) is Python {sys.version.split()[0]}; the course needs $(PYTHON_MIN) or newer. " \
+	"Run make again with PYTHON=python$(PYTHON_MIN) (or the path of another Python $(PYTHON_MIN)+).")'
 
 .PHONY: install train test test-busy test-fast test-min lab bench lint format clean gpu-wheels gpu-ray
 
 # The exact pins of requirements.lock; pyproject.toml only states the ranges they must satisfy.
 $(STAMP): pyproject.toml requirements.lock
+	$(CHECK_PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock -e '.[test,distributed]'
@@ -44,6 +51,7 @@ test-fast: $(STAMP)
 
 # The lowest versions pyproject.toml claims (requirements-min.txt), in a venv of their own.
 $(STAMP_MIN): pyproject.toml requirements-min.txt
+	$(CHECK_PYTHON)
 	rm -rf $(VENV_MIN)
 	$(PYTHON) -m venv $(VENV_MIN)
 	$(VENV_MIN)/bin/python -m pip install --quiet --upgrade pip

@@ -79,6 +79,10 @@ def test_pip_install_e_keeps_the_torch_already_there(tmp_path):
     )
     assert "torch" in forced
 
+    # ... the lock's own line keeps it (a `2.13.0+cpu` build satisfies `torch==2.13.0`) ...
+    pinned = would_install(venv, tmp_path / "pinned.json", "--no-deps", f"torch=={torch}")
+    assert "torch" not in pinned, pinned
+
     # ... and `pip install -e <repo>` resolves every dependency but keeps the torch it finds.
     plan = would_install(venv, tmp_path / "plan.json", "-e", str(ROOT))
     assert "torch" not in plan, plan

@@ -102,6 +102,28 @@ def test_make_installs_the_lock_and_ci_tries_the_lowest_versions():
     assert ci.index("make test\n") < ci.index("make test-min\n")
 
 
+def test_make_refuses_a_python_older_than_pyproject_allows_before_making_a_venv(tmp_path):
+    """The check runs before `venv`, so no venv of the wrong Python is left for a retry to keep
+    (`venv` over an existing folder keeps its interpreter). Raising the minimum stands in for an
+    old interpreter; the real minimum is pyproject's."""
+    makefile = (ROOT / "Makefile").read_text()
+    (minimum,) = re.findall(r"^PYTHON_MIN := (\S+)$", makefile, re.M)
+    assert pyproject()["project"]["requires-python"] == f">={minimum}"
+    venv = tmp_path / "venv"
+    out = subprocess.run(
+        ["make", "-s", "install", "PYTHON_MIN=3.99", f"VENV={venv}", f"PYTHON={sys.executable}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert f"is Python {version}; the course needs 3.99 or newer" in out.stderr, out.stderr
+    assert "PYTHON=python3.99" in out.stderr
+    assert not venv.exists()
+
+
 def test_make_test_runs_two_at_a_time_and_the_ray_tests_alone_after():
     """Ray gives a starting node 30 s to register, which a busy 2-core machine can miss."""
     makefile = (ROOT / "Makefile").read_text()
