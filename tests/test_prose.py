@@ -56,6 +56,8 @@ WORKED_BY_HAND = {
     },
     "07_three_designs": {
         "20,000": "quick mode's max_frames, set in the live section's code",
+        "589,696": "learning_pong_designs.json: data's 3,606,144 frames less the start's 3,016,448",
+        "663,040": "learning_pong_designs.json: Hogwild's 3,679,488 less the start's 3,016,448",
     },
     "08_beyond_one_machine": {
         "100,000": "the frame count at which the live run kills a worker (KILL_AT, in its code)",
