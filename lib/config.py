@@ -52,7 +52,7 @@ class A3CConfig:
     batch_size: int = 128
     """Samples per learner update (gathered from several micro-batches)."""
     reward_steps: int = 4
-    """n in the n-step return; the bootstrap term is discounted by gamma ** n."""
+    """n in the n-step return; a window of k <= n steps discounts its bootstrap by gamma ** k."""
     clip_grad: float = 0.1
     """Maximum L2 norm of the gradient."""
     processes: int = 4
