@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import machine, machine_line, save, table, train_in_tmp
+from benchmarks.common import RESULTS, machine, machine_line, save, table, train_in_tmp
 from lib.config import fit_layout, get_preset, override, usable_cores
 from lib.tracking import Summary
 
@@ -106,11 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="after the probes, train Pong with `make train`'s layout until the deadline",
     )
-    p.add_argument("--name", default="gpu_pong", help="results file name, no .json")
+    p.add_argument(
+        "--name", default="gpu_train", help="results file name, no .json; never overwritten"
+    )
     p.add_argument("--run-dir", default="runs/gpu_pong")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("no CUDA device here; rehearse with --device cpu")
+    if (RESULTS / f"{args.name}.json").exists():
+        p.error(
+            f"benchmarks/results/{args.name}.json already holds a measurement; "
+            "name a new file with --name"
+        )
 
     began = time.monotonic()
     m = {**machine(), "device": args.device, "usable_cores": usable_cores()}

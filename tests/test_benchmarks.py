@@ -51,6 +51,20 @@ def test_an_interrupted_run_stops_the_benchmark_instead_of_counting(sigint_enabl
     assert sent and wait_for(lambda: workers_of() == [], 30)
 
 
+def test_gpu_script_refuses_to_overwrite_a_committed_result_before_it_starts(capsys):
+    """gpu_pong.json is the H100 run that notebook 6 plots; a second call must not replace it."""
+    from benchmarks import gpu_pong
+    from benchmarks.common import RESULTS
+
+    assert (RESULTS / "gpu_pong.json").exists()
+    with pytest.raises(SystemExit) as stopped:
+        gpu_pong.main(["--device", "cpu", "--name", "gpu_pong"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "gpu_pong.json already holds a measurement" in err and "--name" in err
+    assert "machine:" not in capsys.readouterr().out  # nothing was probed
+
+
 @pytest.mark.slow
 def test_gpu_script_rehearsed_on_the_cpu_writes_what_notebook_6_reads(tmp_path):
     """`benchmarks.gpu_pong` end to end with --device cpu and a tiny budget: a probe with
