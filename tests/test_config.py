@@ -23,6 +23,21 @@ def test_pong_preset_is_the_seed():
     assert get_preset("breakout").stop_score == 400.0
 
 
+def test_pong_fast_uses_the_n_step_that_solved_every_seed_it_ran():
+    """pong-fast departs from the seed's n = 4 on the evidence of learning_pong_fast_nstep.json."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "results" / "learning_pong_fast_nstep.json"
+    by_n: dict[int, list[bool]] = {}
+    for run in json.loads(path.read_text())["runs"]:
+        by_n.setdefault(run["config"]["reward_steps"], []).append(run["solved"])
+    fast = get_preset("pong-fast").reward_steps
+    assert (fast, PONG.reward_steps) == (8, 4)
+    assert len(by_n[fast]) >= 3 and all(by_n[fast])
+    assert sum(by_n[PONG.reward_steps]) < len(by_n[PONG.reward_steps])
+
+
 def test_presets_are_frozen_and_pickle():
     with pytest.raises(dataclasses.FrozenInstanceError):
         PONG.gamma = 0.5
