@@ -1,7 +1,9 @@
 """Frames/s of whole presets, interleaved: what a preset's network and layout cost per frame.
 
     python -m benchmarks.presets pong pong-fast --frames 30000 --repeats 3
+    python -m benchmarks.presets pong-fast pong-fast:reward_steps=4 --name presets_nstep
 
+A name may carry field=value pairs after a colon, comma-separated, to compare one setting.
 Each repeat runs every preset once, in turn, for `--frames` frames with its own layout, so a
 drift of the machine hits every preset alike. The figure is the steady state (from the first
 update); the ratio is each preset's median over the first one's.
@@ -10,9 +12,28 @@ update); the ratio is each preset's median over the first one's.
 from __future__ import annotations
 
 import argparse
+import ast
+from typing import Any
 
 from benchmarks.common import machine, machine_line, median, save, table, train_in_tmp
-from lib import get_preset
+from lib import A3CConfig, get_preset
+
+
+def parse_preset(spec: str, **fixed: Any) -> A3CConfig:
+    """ "pong-fast:reward_steps=4,clip_grad=0.1" -> that preset with those fields, validated."""
+    name, _, pairs = spec.partition(":")
+    overrides: dict[str, Any] = {}
+    for pair in filter(None, pairs.split(",")):
+        key, eq, value = pair.partition("=")
+        if not eq:
+            raise SystemExit(
+                f"{spec!r}: write each override as field=value, e.g. pong-fast:reward_steps=4"
+            )
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value  # a word, such as cpu
+    return get_preset(name, **overrides, **fixed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--name", default="presets_pong")
     args = p.parse_args(argv)
-    configs = {n: get_preset(n, max_frames=args.frames, stop_score=1e9) for n in args.presets}
+    configs = {n: parse_preset(n, max_frames=args.frames, stop_score=1e9) for n in args.presets}
     runs: dict[str, list[float]] = {n: [] for n in configs}
     for r in range(args.repeats):
         for name, config in configs.items():

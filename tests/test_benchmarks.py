@@ -200,6 +200,20 @@ def test_presets_benchmark_writes_medians_and_ratios():
     assert row["frames/s (median)"] == (runs[0] + runs[1]) / 2 and row["layout"] == "2 x 8"
 
 
+def test_a_preset_name_can_carry_the_fields_it_changes():
+    from benchmarks.presets import parse_preset
+    from lib import ConfigError
+
+    config = parse_preset("pong-fast:reward_steps=4,worker_device=cpu,clip_grad=0.1", max_frames=9)
+    assert (config.preset, config.net, config.reward_steps) == ("pong-fast", "atari-small", 4)
+    assert (config.worker_device, config.clip_grad, config.max_frames) == ("cpu", 0.1, 9)
+    assert parse_preset("pong-fast").reward_steps == 8
+    with pytest.raises(SystemExit, match="field=value"):
+        parse_preset("pong-fast:reward_steps")
+    with pytest.raises(ConfigError, match="reward_step"):
+        parse_preset("pong-fast:reward_step=4")
+
+
 def test_learning_benchmark_runs_both_variants_in_turn():
     """A fixed budget of a few seconds a run: the rows, the runs and the file, not the scores."""
     from benchmarks import learning
