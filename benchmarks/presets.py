@@ -20,7 +20,7 @@ from lib import A3CConfig, get_preset
 
 
 def parse_preset(spec: str, **fixed: Any) -> A3CConfig:
-    """ "pong-fast:reward_steps=4,clip_grad=0.1" -> that preset with those fields, validated."""
+    """The preset a name such as "pong-fast:reward_steps=4,clip_grad=0.1" asks for, validated."""
     name, _, pairs = spec.partition(":")
     overrides: dict[str, Any] = {}
     for pair in filter(None, pairs.split(",")):
