@@ -26,11 +26,11 @@ def test_pong_preset_is_the_seed():
 def test_pong_fast_uses_the_n_step_that_solved_every_seed_it_ran():
     """pong-fast departs from the seed's n = 4 on the evidence of learning_pong_fast_nstep.json."""
     import json
-    from pathlib import Path
 
-    path = Path(__file__).parent.parent / "benchmarks" / "results" / "learning_pong_fast_nstep.json"
+    from benchmarks.common import RESULTS
+
     by_n: dict[int, list[bool]] = {}
-    for run in json.loads(path.read_text())["runs"]:
+    for run in json.loads((RESULTS / "learning_pong_fast_nstep.json").read_text())["runs"]:
         by_n.setdefault(run["config"]["reward_steps"], []).append(run["solved"])
     fast = get_preset("pong-fast").reward_steps
     assert (fast, PONG.reward_steps) == (8, 4)
