@@ -15,6 +15,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 from nbclient import NotebookClient
 
 import lib.train
+from benchmarks.common import RESULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -188,7 +189,6 @@ def test_notebook_executes_in_quick_mode(path, course_copy, tmp_path, monkeypatc
 
 
 ASSETS = NOTEBOOKS / "assets"
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def test_committed_pong_agent_loads_and_is_small():

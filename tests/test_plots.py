@@ -3,7 +3,6 @@
 import io
 import itertools
 import json
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,6 +11,7 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from toy_envs import CountEnv, zero_agent
 
+from benchmarks.common import RESULTS
 from figures import (
     LivePlot,
     learning_table,
@@ -181,8 +181,6 @@ def test_scalars_read_back_from_an_event_file(tmp_path):
 
 
 # Notebook 6: the benchmark figures.
-
-RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 
 
 def test_load_benchmark_reads_json_and_names_make_bench_when_missing(tmp_path, capsys):

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.common import RESULTS
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-RESULTS = ROOT / "benchmarks" / "results"
 
 UNIT = (
     r"\s?(?:frames/s|frames|micro-batches/s|micro-batches|s|ms|%|MiB|min|minutes|seconds"
