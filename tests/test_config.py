@@ -23,19 +23,23 @@ def test_pong_preset_is_the_seed():
     assert get_preset("breakout").stop_score == 400.0
 
 
-def test_pong_fast_uses_the_n_step_that_solved_every_seed_it_ran():
-    """pong-fast departs from the seed's n = 4 on the evidence of learning_pong_fast_nstep.json."""
+def test_pong_fast_uses_the_n_step_with_the_fewer_frames_to_solve():
+    """pong-fast departs from the seed's n = 4 on the evidence of learning_pong_fast_nstep.json:
+    the median frames to solve of its seeds, an unsolved run counted as never solving."""
     import json
+    import math
+    import statistics
 
     from benchmarks.common import RESULTS
 
-    by_n: dict[int, list[bool]] = {}
+    by_n: dict[int, list[float]] = {}
     for run in json.loads((RESULTS / "learning_pong_fast_nstep.json").read_text())["runs"]:
-        by_n.setdefault(run["config"]["reward_steps"], []).append(run["solved"])
+        frames = run["summary"]["frames"] if run["solved"] else math.inf
+        by_n.setdefault(run["config"]["reward_steps"], []).append(frames)
     fast = get_preset("pong-fast").reward_steps
     assert (fast, PONG.reward_steps) == (8, 4)
-    assert len(by_n[fast]) >= 3 and all(by_n[fast])
-    assert sum(by_n[PONG.reward_steps]) < len(by_n[PONG.reward_steps])
+    assert len(by_n[fast]) >= 3 and len(by_n[PONG.reward_steps]) >= 3
+    assert statistics.median(by_n[fast]) < statistics.median(by_n[PONG.reward_steps])
 
 
 def test_presets_are_frozen_and_pickle():

@@ -171,8 +171,10 @@ def test_readme_fits_its_word_budget_and_links_every_docs_page():
 
 
 def test_readme_states_the_pong_fast_solves_of_its_results_file():
-    """The README's frames to solve for `make train` are the runs of pong-fast's own n-step."""
+    """The README's frames to solve for `make train` are the runs of pong-fast's own n-step;
+    the median counts an unsolved run as never solving."""
     import json
+    import math
     import statistics
 
     from benchmarks.common import RESULTS
@@ -180,13 +182,15 @@ def test_readme_states_the_pong_fast_solves_of_its_results_file():
 
     n = get_preset("pong-fast").reward_steps
     runs = json.loads((RESULTS / "learning_pong_fast_nstep.json").read_text())["runs"]
-    frames = sorted(r["summary"]["frames"] for r in runs if r["config"]["reward_steps"] == n)
-    assert len(frames) >= 3 and all(r["solved"] for r in runs if r["config"]["reward_steps"] == n)
+    runs = [r for r in runs if r["config"]["reward_steps"] == n]
+    solved = sorted(r["summary"]["frames"] for r in runs if r["solved"])
+    median = statistics.median(solved + [math.inf] * (len(runs) - len(solved)))
+    assert len(runs) >= 3 and math.isfinite(median)
     readme = (ROOT / "README.md").read_text()
-    expect = readme.split("## What you can expect", 1)[1].split("\n## ", 1)[0]
-    stated = ", ".join(f"{f / 1e6:.2f}M" for f in frames[:-1]) + f" and {frames[-1] / 1e6:.2f}M"
-    assert f"solved after {stated} frames" in " ".join(expect.split())
-    assert f"a median of {statistics.median(frames) / 1e6:.2f}M" in " ".join(expect.split())
+    expect = " ".join(readme.split("## What you can expect", 1)[1].split("\n## ", 1)[0].split())
+    stated = ", ".join(f"{f / 1e6:.2f}M" for f in solved[:-1]) + f" and {solved[-1] / 1e6:.2f}M"
+    assert f"solved after {stated} frames" in expect
+    assert f"a median of {median / 1e6:.2f}M" in expect
 
 
 def test_docs_pages_link_only_to_files_that_exist():
