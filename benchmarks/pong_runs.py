@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,12 @@ def describe(run_dir: Path, at: Sequence[float] = ()) -> dict[str, Any]:
         "score_seconds": [p["seconds"] for p in points],
         "points": points,
     }
+
+
+def median_frames_to_solve(runs: Sequence[dict[str, Any]]) -> float:
+    """The runs' median frames to solve, an unsolved run counted as never solving (inf): leaving
+    it out would flatter the setting that failed to solve."""
+    return statistics.median(r["summary"]["frames"] if r["solved"] else math.inf for r in runs)
 
 
 def merge(

@@ -162,6 +162,18 @@ def test_keep_adds_runs_to_a_results_file_whose_other_run_folders_are_gone(tmp_p
         path.unlink(missing_ok=True)
 
 
+def test_median_frames_to_solve_counts_an_unsolved_run_as_never_solving():
+    from benchmarks.pong_runs import median_frames_to_solve
+
+    def run(frames):
+        return {"solved": frames is not None, "summary": {"frames": frames or 12_000_000}}
+
+    assert median_frames_to_solve([run(4e6), run(6e6), run(None)]) == 6e6
+    assert median_frames_to_solve([run(4e6), run(6e6), run(8e6), run(None)]) == 7e6
+    assert median_frames_to_solve([run(4e6), run(None)]) == math.inf
+    assert median_frames_to_solve([run(5e6)]) == 5e6
+
+
 def test_merge_keeps_the_old_order_and_replaces_runs_by_name():
     from benchmarks.pong_runs import merge
 

@@ -171,20 +171,25 @@ def test_readme_fits_its_word_budget_and_links_every_docs_page():
 
 
 def test_readme_states_the_pong_fast_solves_of_its_results_file():
-    """The README's frames to solve for `make train` are the runs of pong-fast's own n-step;
+    """The README's frames to solve for `make train` are the runs of pong-fast's own settings;
     the median counts an unsolved run as never solving."""
     import json
     import math
-    import statistics
 
     from benchmarks.common import RESULTS
+    from benchmarks.pong_runs import median_frames_to_solve
     from lib import get_preset
 
-    n = get_preset("pong-fast").reward_steps
-    runs = json.loads((RESULTS / "learning_pong_fast_nstep.json").read_text())["runs"]
-    runs = [r for r in runs if r["config"]["reward_steps"] == n]
+    preset = get_preset("pong-fast")
+    runs = json.loads((RESULTS / "learning_pong_fast_n8_vlc0.5.json").read_text())["runs"]
+    runs = [
+        r
+        for r in runs
+        if (r["config"]["reward_steps"], r["config"]["value_loss_coef"])
+        == (preset.reward_steps, preset.value_loss_coef)
+    ]
     solved = sorted(r["summary"]["frames"] for r in runs if r["solved"])
-    median = statistics.median(solved + [math.inf] * (len(runs) - len(solved)))
+    median = median_frames_to_solve(runs)
     assert len(runs) >= 3 and math.isfinite(median)
     readme = (ROOT / "README.md").read_text()
     expect = " ".join(readme.split("## What you can expect", 1)[1].split("\n## ", 1)[0].split())
