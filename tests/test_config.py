@@ -57,6 +57,7 @@ def test_pong_fast_uses_the_value_weight_with_the_fewer_frames_to_solve():
         [1, 2, 3, 4]
     ] * 2
     assert median_frames_to_solve(by_coef[0.5]) < median_frames_to_solve(by_coef[1.0])
+    assert all(r["solved"] and r["summary"]["frames"] <= 8_000_000 for r in by_coef[0.5])
 
 
 def test_presets_are_frozen_and_pickle():
