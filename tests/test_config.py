@@ -23,20 +23,13 @@ def test_pong_preset_is_the_seed():
     assert get_preset("breakout").stop_score == 400.0
 
 
-def _pong_fast_runs(name: str) -> list[dict]:
-    import json
-
-    from benchmarks.common import RESULTS
-
-    return json.loads((RESULTS / f"{name}.json").read_text())["runs"]
-
-
 def test_pong_fast_uses_the_n_step_with_the_fewer_frames_to_solve():
     """pong-fast departs from the seed's n = 4 on the evidence of learning_pong_fast_nstep.json:
     the median frames to solve of its seeds, an unsolved run counted as never solving."""
+    from benchmarks.common import load
     from benchmarks.pong_runs import median_frames_to_solve
 
-    runs = _pong_fast_runs("learning_pong_fast_nstep")
+    runs = load("learning_pong_fast_nstep")["runs"]
     by_n = {n: [r for r in runs if r["config"]["reward_steps"] == n] for n in (4, 8)}
     assert (get_preset("pong-fast").reward_steps, PONG.reward_steps) == (8, 4)
     assert all(r["config"].get("value_loss_coef", 1.0) == 1.0 for r in runs)  # older: no field
@@ -47,9 +40,10 @@ def test_pong_fast_uses_the_n_step_with_the_fewer_frames_to_solve():
 def test_pong_fast_uses_the_value_weight_with_the_fewer_frames_to_solve():
     """With eight-step returns, halving the value term's weight solved Pong in fewer frames, seed
     for seed the same four seeds (learning_pong_fast_n8_vlc0.5.json)."""
+    from benchmarks.common import load
     from benchmarks.pong_runs import median_frames_to_solve
 
-    runs = _pong_fast_runs("learning_pong_fast_n8_vlc0.5")
+    runs = load("learning_pong_fast_n8_vlc0.5")["runs"]
     by_coef = {c: [r for r in runs if r["config"]["value_loss_coef"] == c] for c in (0.5, 1.0)}
     assert (get_preset("pong-fast").value_loss_coef, PONG.value_loss_coef) == (0.5, 1.0)
     assert all(r["config"]["reward_steps"] == 8 for r in runs)

@@ -173,15 +173,14 @@ def test_readme_fits_its_word_budget_and_links_every_docs_page():
 def test_readme_states_the_pong_fast_solves_of_its_results_file():
     """The README's frames to solve for `make train` are the runs of pong-fast's own settings;
     the median counts an unsolved run as never solving."""
-    import json
     import math
 
-    from benchmarks.common import RESULTS
+    from benchmarks.common import load
     from benchmarks.pong_runs import median_frames_to_solve
     from lib import get_preset
 
     preset = get_preset("pong-fast")
-    runs = json.loads((RESULTS / "learning_pong_fast_n8_vlc0.5.json").read_text())["runs"]
+    runs = load("learning_pong_fast_n8_vlc0.5")["runs"]
     runs = [
         r
         for r in runs
