@@ -11,7 +11,8 @@ machine alike (run at the same time, or interleaved). The JSON keeps every episo
 the format of `benchmarks.learning`, which notebook 6 plots. `--at` adds each run's mean at
 the frames given, to compare runs that stopped before a milestone. `--keep` adds the runs to
 the results file already there, for runs whose folders are gone (a run given again replaces
-its old entry).
+its old entry). Each run keeps the machine it ran on (from `curve.json`), since runs kept
+together may come from different machines; the file's own `machine` is where it was written.
 
     python -m benchmarks.pong_runs runs/vlc0.5-s1 --name learning_pong_fast_vlc0.5 --keep
 """
@@ -68,6 +69,14 @@ def mean_at(points: list[dict[str, float]], frames: float, window: int) -> float
     return points[done[-1]]["mean"] if done and done[-1] + 1 >= window else None
 
 
+def run_machine(run_dir: Path) -> dict[str, Any]:
+    """The machine the run's last piece ran on: `curve.json`'s, or this one for runs older than
+    that file or its `machine` (whose folders never left the machine that ran them)."""
+    if (run_dir / "curve.json").exists():
+        return json.loads((run_dir / "curve.json").read_text()).get("machine") or machine()
+    return machine()
+
+
 def final_entropy(run_dir: Path, entropy_beta: float) -> float | None:
     """The policy's entropy in nats at the run's last logged update (None if not logged).
 
@@ -105,6 +114,7 @@ def describe(run_dir: Path, at: Sequence[float] = ()) -> dict[str, Any]:
     )
     return {
         "run": run_dir.name,
+        "machine": run_machine(run_dir),
         "config": config,
         "summary": summary,
         **marks(points, window, at),
@@ -124,11 +134,17 @@ def median_frames_to_solve(runs: Sequence[dict[str, Any]]) -> float:
 
 
 def merge(
-    old: list[dict[str, Any]], new: list[dict[str, Any]], at: Sequence[float] = ()
+    old: list[dict[str, Any]],
+    new: list[dict[str, Any]],
+    at: Sequence[float] = (),
+    old_machine: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The old runs in their order, each replaced by the new run of the same name, then the
     remaining new runs. Each run's milestones and `mean_at` (at the frames `at`) are read again
-    from its curve, so that old and new runs list the same ones."""
+    from its curve, so that old and new runs list the same ones. An old run recorded before runs
+    kept their own machine gets `old_machine`, the machine its file was written on."""
+    if old_machine is not None:
+        old = [{"machine": old_machine} | r for r in old]
     by_name = {r["run"]: r for r in new}
     runs = [by_name.pop(r["run"], r) for r in old] + list(by_name.values())
     for r in runs:
@@ -148,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     runs = [describe(d, args.at) for d in args.run_dirs]
     if args.keep and (RESULTS / f"{args.name}.json").exists():
-        runs = merge(load(args.name)["runs"], runs, args.at)
+        old = load(args.name)
+        runs = merge(old["runs"], runs, args.at, old["machine"])
     m = machine()
     rows = []
     for r in runs:
-        row = {"run": r["run"], "episodes": len(r["scores"])}
+        row = {"run": r["run"], "cpu": r["machine"]["cpu"], "episodes": len(r["scores"])}
         last = r["points"][-1] if r["points"] else {"frames": 0, "seconds": 0, "mean": None}
         row |= {
             "frames": last["frames"],

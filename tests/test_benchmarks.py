@@ -13,6 +13,7 @@ from benchmarks.common import table, train_in_tmp
 from benchmarks.scaling import layouts
 from benchmarks.throughput import combined_ceiling
 from lib import get_preset
+from lib.tracking import machine_info
 
 
 def test_combined_ceiling_adds_core_seconds_per_frame():
@@ -132,6 +133,12 @@ def test_a_runs_curve_reads_the_same_from_curve_json_and_from_tensorboard(tmp_pa
     assert [p["mean"] for p in written] == [p["mean"] for p in from_tb]
     row = describe(tmp_path)
     assert row["scores"] == [p["score"] for p in written] and not row["solved"]
+    assert row["machine"] == machine_info() | {"date": row["machine"]["date"]}  # no curve.json
+    curve = json.loads((tmp_path / "curve.json.bak").read_text())
+    assert curve["machine"]["cpu"] == machine_info()["cpu"]
+    curve["machine"]["cpu"] = "the machine that ran it"  # as if recorded elsewhere
+    (tmp_path / "curve.json").write_text(json.dumps(curve))
+    assert describe(tmp_path)["machine"]["cpu"] == "the machine that ran it"
     # an untrained policy over CartPole's 2 actions: close to the uniform ln 2 nats
     assert 0.6 < row["entropy_nats_last"] <= math.log(2) + 1e-6
 
@@ -185,8 +192,11 @@ def test_merge_keeps_the_old_order_and_replaces_runs_by_name():
 
     old = [run("a", [-21.0]), run("b", [-20.0])]
     new = [run("c", [1.0, 2.0]), run("b", [5.0, 6.0])]
-    merged = merge(old, new, at=[150, 200])
+    new[1]["machine"] = {"cpu": "Intel Xeon"}
+    merged = merge(old, new, at=[150, 200], old_machine={"cpu": "AMD EPYC"})
     assert [r["run"] for r in merged] == ["a", "b", "c"]
+    # an old run takes its file's machine; a new run keeps the one it ran on
+    assert [r.get("machine") for r in merged] == [{"cpu": "AMD EPYC"}, {"cpu": "Intel Xeon"}, None]
     assert merged[1]["points"][-1]["mean"] == 6.0  # the new b
     assert merged[0]["mean_at"] == {"0.00015M": None, "0.0002M": None}  # a ended at 100
     assert merged[1]["mean_at"] == {"0.00015M": 5.0, "0.0002M": 6.0}
