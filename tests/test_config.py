@@ -38,20 +38,24 @@ def test_pong_fast_uses_the_n_step_with_the_fewer_frames_to_solve():
 
 
 def test_pong_fast_uses_the_value_weight_with_the_fewer_frames_to_solve():
-    """With eight-step returns, halving the value term's weight solved Pong in fewer frames, seed
-    for seed the same four seeds (learning_pong_fast_n8_vlc0.5.json)."""
+    """With eight-step returns, halving the value term's weight solved Pong in fewer frames on
+    the seeds both weights ran (learning_pong_fast_n8_vlc0.5.json), and every run of it solved
+    within 8M frames."""
     from benchmarks.common import load
     from benchmarks.pong_runs import median_frames_to_solve
 
     runs = load("learning_pong_fast_n8_vlc0.5")["runs"]
-    by_coef = {c: [r for r in runs if r["config"]["value_loss_coef"] == c] for c in (0.5, 1.0)}
+    by_coef = {
+        c: {r["config"]["seed"]: r for r in runs if r["config"]["value_loss_coef"] == c}
+        for c in (0.5, 1.0)
+    }
     assert (get_preset("pong-fast").value_loss_coef, PONG.value_loss_coef) == (0.5, 1.0)
     assert all(r["config"]["reward_steps"] == 8 for r in runs)
-    assert [sorted(r["config"]["seed"] for r in by_coef[c]) for c in (0.5, 1.0)] == [
-        [1, 2, 3, 4]
-    ] * 2
-    assert median_frames_to_solve(by_coef[0.5]) < median_frames_to_solve(by_coef[1.0])
-    assert all(r["solved"] and r["summary"]["frames"] <= 8_000_000 for r in by_coef[0.5])
+    both = sorted(by_coef[0.5].keys() & by_coef[1.0].keys())
+    assert both == [1, 2, 3, 4] and len(runs) == len(by_coef[0.5]) + len(by_coef[1.0])
+    medians = [median_frames_to_solve([by_coef[c][s] for s in both]) for c in (0.5, 1.0)]
+    assert medians[0] < medians[1]
+    assert all(r["solved"] and r["summary"]["frames"] <= 8_000_000 for r in by_coef[0.5].values())
 
 
 def test_presets_are_frozen_and_pickle():
