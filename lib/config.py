@@ -205,7 +205,7 @@ PONG_FAST = replace(
     processes=2,
     envs_per_process=16,
     reward_steps=8,  # median frames to solve 6.97M over 4 seeds, n = 4 7.53M (..._nstep.json)
-    value_loss_coef=0.5,  # median 4.63M over the same 4 seeds, 1.0 6.97M (..._n8_vlc0.5.json)
+    value_loss_coef=0.5,  # seeds 1-4: median 4.63M frames, 1.0 6.97M (..._n8_vlc0.5.json)
     vector_env=True,  # 1.16x A3C's frames/s on 2 cores (benchmarks/results/vector_env_loop_*.json)
     checkpoint_minutes=5.0,
 )

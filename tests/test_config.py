@@ -39,8 +39,8 @@ def test_pong_fast_uses_the_n_step_with_the_fewer_frames_to_solve():
 
 def test_pong_fast_uses_the_value_weight_with_the_fewer_frames_to_solve():
     """With eight-step returns, halving the value term's weight solved Pong in fewer frames on
-    the seeds both weights ran (learning_pong_fast_n8_vlc0.5.json), and every run of it solved
-    within 8M frames."""
+    the seeds both weights ran (learning_pong_fast_n8_vlc0.5.json), and over all its seeds its
+    median, an unsolved run counted as never solving, is within 6M frames."""
     from benchmarks.common import load
     from benchmarks.pong_runs import median_frames_to_solve
 
@@ -55,7 +55,7 @@ def test_pong_fast_uses_the_value_weight_with_the_fewer_frames_to_solve():
     assert both == [1, 2, 3, 4] and len(runs) == len(by_coef[0.5]) + len(by_coef[1.0])
     medians = [median_frames_to_solve([by_coef[c][s] for s in both]) for c in (0.5, 1.0)]
     assert medians[0] < medians[1]
-    assert all(r["solved"] and r["summary"]["frames"] <= 8_000_000 for r in by_coef[0.5].values())
+    assert median_frames_to_solve(list(by_coef[0.5].values())) <= 6_000_000
 
 
 def test_presets_are_frozen_and_pickle():
